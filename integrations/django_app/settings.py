@@ -1,0 +1,38 @@
+"""Django settings for the SCIM server: a plain project with no database yet."""
+
+import os
+import secrets
+
+from shared import discovery
+
+# Sessions, CSRF and the admin are not used: clients authenticate with a
+# bearer token on every request, so the secret key only needs to exist.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
+DEBUG = False
+ALLOWED_HOSTS = os.environ.get(
+    "DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver"
+).split(",")
+
+INSTALLED_APPS: list[str] = []
+MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+ROOT_URLCONF = "integrations.django_app.urls"
+WSGI_APPLICATION = "integrations.django_app.wsgi.application"
+DATABASES: dict[str, dict[str, str]] = {}
+USE_TZ = True
+# /Users/{id} must not be redirected to /Users/{id}/.
+APPEND_SLASH = False
+
+# --8<-- [start:settings]
+SCIM_TOKEN = os.environ.get("SCIM_TOKEN")
+# Django refuses a larger body when a view reads it (RequestDataTooBig).
+DATA_UPLOAD_MAX_MEMORY_SIZE = discovery.MAX_PAYLOAD_SIZE
+# --8<-- [end:settings]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    # A 4xx is a SCIM Error the client reads; only a 5xx is worth a log line.
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,239 @@
+"""The SCIM server as Django views: one decorator for methods, auth and errors.
+
+Everything SCIM happens in `shared.service`; this file only moves HTTP in and
+out the Django way. Serve it with `make serve FRAMEWORK=django`.
+"""
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest
+from django.http import HttpResponse
+from scim2_models import PayloadTooLargeException
+
+from shared import service
+from shared.service import ROOT_ENDPOINT
+from shared.service import ScimResponse
+
+View = Callable[..., ScimResponse]
+
+
+# --8<-- [start:response]
+def to_response(result: ScimResponse) -> HttpResponse:
+    """A Django response carrying a SCIM result as application/scim+json."""
+    body = json.dumps(result.body) if result.body is not None else b""
+    response = HttpResponse(
+        body, status=result.status, content_type=service.SCIM_CONTENT_TYPE
+    )
+    for name, value in result.headers.items():
+        response[name] = value
+    return response
+
+
+def base_url(request: HttpRequest) -> str:
+    """The absolute URL of the SCIM root, for meta.location and Location."""
+    return request.build_absolute_uri("/scim/v2")
+
+
+def request_body(request: HttpRequest) -> bytes:
+    """The raw JSON body; Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE on read."""
+    service.check_content_type(request.headers.get("Content-Type"))
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise PayloadTooLargeException() from None
+    service.check_payload_size(len(body))
+    return body
+
+
+# --8<-- [end:response]
+
+
+# --8<-- [start:scim-view]
+def scim_view(*methods: str) -> Callable[[View], Callable[..., HttpResponse]]:
+    """Allow `methods`, require the bearer token, turn any error into a SCIM Error."""
+
+    def decorate(view: View) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                return to_response(service.method_not_allowed())
+            try:
+                service.check_bearer_token(
+                    request.headers.get("Authorization"), settings.SCIM_TOKEN
+                )
+                return to_response(view(request, *args, **kwargs))
+            except Exception as exc:
+                return to_response(service.error_response(exc))
+
+        return wrapper
+
+    return decorate
+
+
+# --8<-- [end:scim-view]
+
+
+def route_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return to_response(service.route_not_found())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return to_response(service.error_response(RuntimeError("unhandled")))
+
+
+# --8<-- [start:discovery]
+@scim_view("GET")
+def service_provider_config(request: HttpRequest) -> ScimResponse:
+    return service.get_service_provider_config(base_url(request))
+
+
+@scim_view("GET")
+def schemas(request: HttpRequest) -> ScimResponse:
+    return service.list_schemas(base_url(request))
+
+
+@scim_view("GET")
+def schema(request: HttpRequest, schema_id: str) -> ScimResponse:
+    return service.get_schema(base_url(request), schema_id)
+
+
+@scim_view("GET")
+def resource_types(request: HttpRequest) -> ScimResponse:
+    return service.list_resource_types(base_url(request))
+
+
+@scim_view("GET")
+def resource_type(request: HttpRequest, type_id: str) -> ScimResponse:
+    return service.get_resource_type(base_url(request), type_id)
+
+
+# --8<-- [end:discovery]
+
+
+@scim_view("GET", "POST")
+def resources(request: HttpRequest, endpoint: str) -> ScimResponse:
+    """/Users and /Groups: GET lists, POST creates."""
+    if request.method == "POST":
+        return create_resource(request, endpoint)
+    return list_resources(request, endpoint)
+
+
+@scim_view("GET", "PUT", "PATCH", "DELETE")
+def resource(request: HttpRequest, endpoint: str, resource_id: str) -> ScimResponse:
+    """/Users/{id} and /Groups/{id}: one view, one function per method."""
+    handlers = {
+        "GET": get_resource,
+        "PUT": replace_resource,
+        "PATCH": patch_resource,
+        "DELETE": delete_resource,
+    }
+    return handlers[request.method](request, endpoint, resource_id)
+
+
+# --8<-- [start:create-resource]
+def create_resource(request: HttpRequest, endpoint: str) -> ScimResponse:
+    return service.create_resource(
+        endpoint, request_body(request), request.GET, base_url(request)
+    )
+
+
+# --8<-- [end:create-resource]
+
+
+# --8<-- [start:get-resource]
+def get_resource(request: HttpRequest, endpoint: str, resource_id: str) -> ScimResponse:
+    return service.get_resource(
+        endpoint,
+        resource_id,
+        request.GET,
+        base_url(request),
+        if_none_match=request.headers.get("If-None-Match"),
+    )
+
+
+# --8<-- [end:get-resource]
+
+
+# --8<-- [start:replace-resource]
+def replace_resource(
+    request: HttpRequest, endpoint: str, resource_id: str
+) -> ScimResponse:
+    return service.replace_resource(
+        endpoint,
+        resource_id,
+        request_body(request),
+        request.GET,
+        base_url(request),
+        if_match=request.headers.get("If-Match"),
+    )
+
+
+# --8<-- [end:replace-resource]
+
+
+# --8<-- [start:patch-resource]
+def patch_resource(
+    request: HttpRequest, endpoint: str, resource_id: str
+) -> ScimResponse:
+    return service.patch_resource(
+        endpoint,
+        resource_id,
+        request_body(request),
+        request.GET,
+        base_url(request),
+        if_match=request.headers.get("If-Match"),
+    )
+
+
+# --8<-- [end:patch-resource]
+
+
+# --8<-- [start:delete-resource]
+def delete_resource(
+    request: HttpRequest, endpoint: str, resource_id: str
+) -> ScimResponse:
+    return service.delete_resource(
+        endpoint, resource_id, if_match=request.headers.get("If-Match")
+    )
+
+
+# --8<-- [end:delete-resource]
+
+
+# --8<-- [start:list-resources]
+def list_resources(request: HttpRequest, endpoint: str) -> ScimResponse:
+    return service.list_resources(endpoint, request.GET, base_url(request))
+
+
+@scim_view("POST")
+def search(request: HttpRequest, endpoint: str) -> ScimResponse:
+    return service.search_resources(endpoint, request_body(request), base_url(request))
+
+
+@scim_view("POST")
+def search_all(request: HttpRequest) -> ScimResponse:
+    return service.search_resources(
+        ROOT_ENDPOINT, request_body(request), base_url(request)
+    )
+
+
+# --8<-- [end:list-resources]
+
+
+# --8<-- [start:bulk]
+@scim_view("POST")
+def bulk(request: HttpRequest) -> ScimResponse:
+    return service.process_bulk(request_body(request), base_url(request))
+
+
+# --8<-- [end:bulk]
+
+
+@scim_view("GET", "POST", "PUT", "PATCH", "DELETE")
+def me(request: HttpRequest) -> ScimResponse:
+    return service.get_me()

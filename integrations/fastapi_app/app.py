@@ -1,0 +1,282 @@
+"""The SCIM server as a FastAPI router: dependencies and exception handlers.
+
+Everything SCIM happens in `shared.service`; this file only moves HTTP in and
+out the FastAPI way. Serve it with `make serve FRAMEWORK=fastapi`.
+"""
+
+import json
+import os
+from typing import Annotated
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi import Depends
+from fastapi import FastAPI
+from fastapi import Header
+from fastapi import Request
+from fastapi import Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from scim2_models import Error
+from scim2_models import SCIMException
+from starlette.convertors import Convertor
+from starlette.convertors import register_url_convertor
+from starlette.exceptions import HTTPException
+
+from shared import service
+from shared.service import ROOT_ENDPOINT
+from shared.service import ScimResponse
+
+
+class ResourceEndpointConvertor(Convertor[str]):
+    """Matches the resource endpoints the service serves, like Flask's any()."""
+
+    regex = "|".join(service.ENDPOINTS)
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("resource", ResourceEndpointConvertor())
+RESOURCES = "{endpoint:resource}"
+
+
+# --8<-- [start:response]
+def to_response(result: ScimResponse) -> Response:
+    """A FastAPI response carrying a SCIM result as application/scim+json."""
+    body = json.dumps(result.body) if result.body is not None else None
+    return Response(
+        body,
+        status_code=result.status,
+        headers=result.headers,
+        media_type=service.SCIM_CONTENT_TYPE,
+    )
+
+
+def base_url(request: Request) -> str:
+    """The absolute URL of the SCIM root, for meta.location and Location."""
+    return str(request.base_url).rstrip("/") + "/scim/v2"
+
+
+async def request_body(
+    request: Request, content_type: Annotated[str | None, Header()] = None
+) -> bytes:
+    """The raw JSON body, refused past the announced size while it streams in."""
+    service.check_content_type(content_type)
+    service.check_payload_size(int(request.headers.get("content-length") or 0))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        service.check_payload_size(len(body))
+    return bytes(body)
+
+
+# --8<-- [end:response]
+
+
+# --8<-- [start:auth]
+def require_bearer_token(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    service.check_bearer_token(authorization, request.app.state.scim_token)
+
+
+# --8<-- [end:auth]
+
+scim = APIRouter(prefix="/scim/v2", dependencies=[Depends(require_bearer_token)])
+Body = Annotated[bytes, Depends(request_body)]
+BaseUrl = Annotated[str, Depends(base_url)]
+IfMatch = Annotated[str | None, Header()]
+IfNoneMatch = Annotated[str | None, Header()]
+
+
+# --8<-- [start:errors]
+def handle_scim_exception(request: Request, exc: Exception) -> Response:
+    """Every error leaves as a SCIM Error body, never an HTML page."""
+    return to_response(service.error_response(exc))
+
+
+def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return to_response(service.route_not_found())
+    if exc.status_code == 405:
+        return to_response(service.method_not_allowed())
+    error = Error(status=exc.status_code, detail=str(exc.detail))
+    return handle_scim_exception(request, SCIMException.from_error(error))
+
+
+def handle_validation_error(request: Request, exc: Exception) -> Response:
+    # The routes declare only headers, so this is a header FastAPI could not read.
+    error = Error(status=400, scim_type="invalidValue", detail="Invalid request")
+    return handle_scim_exception(request, SCIMException.from_error(error))
+
+
+# --8<-- [end:errors]
+
+
+# --8<-- [start:discovery]
+@scim.get("/ServiceProviderConfig")
+def get_service_provider_config(base_url: BaseUrl) -> Response:
+    return to_response(service.get_service_provider_config(base_url))
+
+
+@scim.get("/Schemas")
+def list_schemas(base_url: BaseUrl) -> Response:
+    return to_response(service.list_schemas(base_url))
+
+
+@scim.get("/Schemas/{schema_id}")
+def get_schema(schema_id: str, base_url: BaseUrl) -> Response:
+    return to_response(service.get_schema(base_url, schema_id))
+
+
+@scim.get("/ResourceTypes")
+def list_resource_types(base_url: BaseUrl) -> Response:
+    return to_response(service.list_resource_types(base_url))
+
+
+@scim.get("/ResourceTypes/{type_id}")
+def get_resource_type(type_id: str, base_url: BaseUrl) -> Response:
+    return to_response(service.get_resource_type(base_url, type_id))
+
+
+# --8<-- [end:discovery]
+
+
+# --8<-- [start:list-resources]
+@scim.post(f"/{RESOURCES}/.search")
+def search_resources(endpoint: str, body: Body, base_url: BaseUrl) -> Response:
+    return to_response(service.search_resources(endpoint, body, base_url))
+
+
+@scim.post("/.search")
+def search_all_resources(body: Body, base_url: BaseUrl) -> Response:
+    return to_response(service.search_resources(ROOT_ENDPOINT, body, base_url))
+
+
+@scim.get(f"/{RESOURCES}")
+def list_resources(endpoint: str, request: Request, base_url: BaseUrl) -> Response:
+    return to_response(service.list_resources(endpoint, request.query_params, base_url))
+
+
+# --8<-- [end:list-resources]
+
+
+# --8<-- [start:create-resource]
+@scim.post(f"/{RESOURCES}")
+def create_resource(
+    endpoint: str, request: Request, body: Body, base_url: BaseUrl
+) -> Response:
+    result = service.create_resource(endpoint, body, request.query_params, base_url)
+    return to_response(result)
+
+
+# --8<-- [end:create-resource]
+
+
+# --8<-- [start:get-resource]
+@scim.get(f"/{RESOURCES}/{{resource_id}}")
+def get_resource(
+    endpoint: str,
+    resource_id: str,
+    request: Request,
+    base_url: BaseUrl,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    result = service.get_resource(
+        endpoint, resource_id, request.query_params, base_url, if_none_match
+    )
+    return to_response(result)
+
+
+# --8<-- [end:get-resource]
+
+
+# --8<-- [start:replace-resource]
+@scim.put(f"/{RESOURCES}/{{resource_id}}")
+def replace_resource(
+    endpoint: str,
+    resource_id: str,
+    request: Request,
+    body: Body,
+    base_url: BaseUrl,
+    if_match: IfMatch = None,
+) -> Response:
+    result = service.replace_resource(
+        endpoint, resource_id, body, request.query_params, base_url, if_match
+    )
+    return to_response(result)
+
+
+# --8<-- [end:replace-resource]
+
+
+# --8<-- [start:patch-resource]
+@scim.patch(f"/{RESOURCES}/{{resource_id}}")
+def patch_resource(
+    endpoint: str,
+    resource_id: str,
+    request: Request,
+    body: Body,
+    base_url: BaseUrl,
+    if_match: IfMatch = None,
+) -> Response:
+    result = service.patch_resource(
+        endpoint, resource_id, body, request.query_params, base_url, if_match
+    )
+    return to_response(result)
+
+
+# --8<-- [end:patch-resource]
+
+
+# --8<-- [start:delete-resource]
+@scim.delete(f"/{RESOURCES}/{{resource_id}}")
+def delete_resource(
+    endpoint: str, resource_id: str, if_match: IfMatch = None
+) -> Response:
+    return to_response(service.delete_resource(endpoint, resource_id, if_match))
+
+
+# --8<-- [end:delete-resource]
+
+
+# --8<-- [start:bulk]
+@scim.post("/Bulk")
+def process_bulk(body: Body, base_url: BaseUrl) -> Response:
+    return to_response(service.process_bulk(body, base_url))
+
+
+# --8<-- [end:bulk]
+
+
+@scim.api_route("/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def me() -> Response:
+    return to_response(service.get_me())
+
+
+# --8<-- [start:create-app]
+def create_app(token: str | None = None) -> FastAPI:
+    """The FastAPI application serving SCIM under /scim/v2."""
+    # The SCIM schemas are the API description; FastAPI's own would be wrong.
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.scim_token = token or os.environ["SCIM_TOKEN"]
+    app.include_router(scim)
+    handlers: dict[Any, Any] = {
+        SCIMException: handle_scim_exception,
+        ValidationError: handle_scim_exception,
+        HTTPException: handle_http_exception,
+        RequestValidationError: handle_validation_error,
+        # Anything else is a bug: a SCIM 500, and Starlette logs the traceback.
+        Exception: handle_scim_exception,
+    }
+    for exc_class, handler in handlers.items():
+        app.add_exception_handler(exc_class, handler)
+    return app
+
+
+# --8<-- [end:create-app]

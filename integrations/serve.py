@@ -1,0 +1,67 @@
+"""Serve one integration under a real HTTP server: what `make serve` runs.
+
+    python -m integrations.serve --framework flask --host 127.0.0.1 --port 8000
+
+Flask and Django run under gunicorn with threads, FastAPI under uvicorn. The
+bearer token comes from SCIM_TOKEN; without it, a random one is made and
+printed with a curl line to try the server at once.
+"""
+
+import argparse
+import os
+import secrets
+import shlex
+import sys
+
+SERVERS = {
+    "flask": "integrations.flask_app.wsgi:app",
+    "django": "integrations.django_app.wsgi:application",
+    "fastapi": "integrations.fastapi_app.asgi:app",
+}
+
+
+def server_command(framework: str, host: str, port: int, workers: int) -> list[str]:
+    """The command line that serves `framework` on host:port."""
+    target = SERVERS[framework]
+    if framework == "fastapi":
+        return [
+            sys.executable, "-m", "uvicorn", target,
+            "--host", host, "--port", str(port), "--workers", str(workers),
+            "--no-server-header",
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "gunicorn", target,
+        "--bind", f"{host}:{port}", "--workers", str(workers),
+        "--worker-class", "gthread", "--threads", "8",
+        "--access-logfile", "-",
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--framework", choices=SERVERS, default="flask")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+
+    if args.workers > 1 and not os.environ.get("SCIM_DATABASE_URL"):
+        parser.error(
+            "the in-memory storage lives in one process: use --workers 1, "
+            "or set SCIM_DATABASE_URL to a shared database"
+        )
+    token = os.environ.get("SCIM_TOKEN")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        os.environ["SCIM_TOKEN"] = token
+        print(f"SCIM_TOKEN was not set; this run's token is:\n\n    {token}\n")
+    url = f"http://{args.host}:{args.port}/scim/v2"
+    print(f"Serving the {args.framework} integration at {url}/ ; try:\n")
+    print(f"    curl -H 'Authorization: Bearer {shlex.quote(token)}' {url}/Users\n")
+    sys.stdout.flush()
+    command = server_command(args.framework, args.host, args.port, args.workers)
+    os.execv(command[0], command)  # noqa: S606 - the server replaces this process
+
+
+if __name__ == "__main__":
+    main()

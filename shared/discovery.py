@@ -1,0 +1,120 @@
+"""What the server says about itself: /Schemas, /ResourceTypes, /ServiceProviderConfig.
+
+Everything here is built once, at import, from scim2-models' own descriptions of
+the resources (RFC 7643 §5-§7). The limits announced in the ServiceProviderConfig
+are the very constants the service enforces, so the two cannot drift apart.
+"""
+
+from typing import Any
+
+from scim2_models import AuthenticationScheme
+from scim2_models import Bulk
+from scim2_models import ChangePassword
+from scim2_models import EnterpriseUser
+from scim2_models import ETag
+from scim2_models import Filter
+from scim2_models import Group
+from scim2_models import Meta
+from scim2_models import Patch
+from scim2_models import ResourceType
+from scim2_models import Schema
+from scim2_models import ScimPolicy
+from scim2_models import ScimProvider
+from scim2_models import ServiceProviderConfig
+from scim2_models import Sort
+from scim2_models import User
+
+# --8<-- [start:limits]
+MAX_PAYLOAD_SIZE = 1024 * 1024  # bytes, for any request body (RFC 7644 §3.7.4)
+MAX_BULK_OPERATIONS = 100  # operations in one POST /Bulk
+MAX_RESULTS = 200  # resources in one page of a list or search
+DEFAULT_PAGE_SIZE = 100  # when the client sends no `count`
+# --8<-- [end:limits]
+
+# --8<-- [start:models]
+UserResource = User[EnterpriseUser]
+"""The User the server stores: the core schema plus the EnterpriseUser extension."""
+
+USER_RESOURCE_TYPE = ResourceType.from_resource(UserResource)
+GROUP_RESOURCE_TYPE = ResourceType.from_resource(Group)
+# --8<-- [end:models]
+
+# --8<-- [start:policy]
+POLICY = ScimPolicy(
+    # Okta and Entra ID send the attributes an administrator mapped, including
+    # custom ones this server does not declare: drop them instead of failing
+    # the whole provisioning run.
+    unknown=ScimPolicy.Unknown.ignore,
+    # Entra ID removes group members with {"op": "remove", "path": "members",
+    # "value": [{"value": "<id>"}]}: the value says which entries to remove.
+    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
+    # Entra ID replaces `emails[type eq "work"].value` on users that have no
+    # work email yet, expecting the entry to be created.
+    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+)
+# --8<-- [end:policy]
+
+# --8<-- [start:service-provider-config]
+SERVICE_PROVIDER_CONFIG = ServiceProviderConfig(
+    documentation_uri="https://github.com/scim2-cookbook/scim2-cookbook",
+    patch=Patch(supported=True),
+    bulk=Bulk(
+        supported=True,
+        max_operations=MAX_BULK_OPERATIONS,
+        max_payload_size=MAX_PAYLOAD_SIZE,
+    ),
+    filter=Filter(supported=True, max_results=MAX_RESULTS),
+    change_password=ChangePassword(supported=True),
+    sort=Sort(supported=True),
+    etag=ETag(supported=True),
+    authentication_schemes=[
+        AuthenticationScheme(
+            type="oauthbearertoken",
+            name="OAuth Bearer Token",
+            description="A shared secret, sent as `Authorization: Bearer <token>`.",
+            spec_uri="https://www.rfc-editor.org/rfc/rfc6750",
+            primary=True,
+        )
+    ],
+)
+# --8<-- [end:service-provider-config]
+
+PROVIDER = ScimProvider(
+    models=[User, EnterpriseUser, Group],
+    resource_types=[USER_RESOURCE_TYPE, GROUP_RESOURCE_TYPE],
+    config=SERVICE_PROVIDER_CONFIG,
+    policy=POLICY,
+)
+"""The whole description of the service, handed to scim2-models on every call."""
+
+
+def _with_meta(document: Any, resource_type: str, location: str) -> Any:
+    """Return a copy of a discovery document carrying its meta (RFC 7643 §5-§7)."""
+    return document.model_copy(
+        update={"meta": Meta(resource_type=resource_type, location=location)}
+    )
+
+
+def service_provider_config(base_url: str) -> ServiceProviderConfig:
+    """The ServiceProviderConfig document, located under `base_url`."""
+    return _with_meta(
+        SERVICE_PROVIDER_CONFIG,
+        "ServiceProviderConfig",
+        f"{base_url}/ServiceProviderConfig",
+    )
+
+
+def schemas(base_url: str) -> list[Schema]:
+    """Every schema the service knows, each located under `base_url`."""
+    return [
+        _with_meta(schema, "Schema", f"{base_url}/Schemas/{schema.id}")
+        for schema in PROVIDER.schemas
+    ]
+
+
+def resource_types(base_url: str) -> list[ResourceType]:
+    """Every resource type the service serves, each located under `base_url`."""
+    return [
+        _with_meta(rtype, "ResourceType", f"{base_url}/ResourceTypes/{rtype.id}")
+        for rtype in PROVIDER.resource_types
+    ]

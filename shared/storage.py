@@ -1,0 +1,240 @@
+"""Where records live: an in-memory store that is safe to share between threads.
+
+One lock makes every operation atomic. Indexes answer the questions a request
+asks (by id, by folded userName, who belongs to which group), so no call scans
+or copies the whole store. Callers get copies of records, never the stored
+dicts, so nothing changes behind the lock's back.
+
+The module-level functions are the API the rest of the cookbook uses. They act
+on `STORE`, one `MemoryStorage` per process.
+"""
+
+import copy
+import itertools
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from scim2_models import InvalidValueException
+from scim2_models import NotFoundException
+from scim2_models import PreconditionFailedException
+from scim2_models import UniquenessException
+
+USER = "User"
+GROUP = "Group"
+KINDS = (USER, GROUP)
+
+
+def fold(user_name: str) -> str:
+    """The form userName is compared in: it is caseExact false (RFC 7643 §4.1.1)."""
+    return user_name.casefold()
+
+
+class MemoryStorage:
+    """Users and groups in dicts, guarded by one re-entrant lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: for tests, notebooks and demos."""
+        with self._lock:
+            # Dicts keep insertion order, which is the stable default order
+            # that makes consecutive pages disjoint (RFC 7644 §3.4.2.4).
+            self._records: dict[str, dict[str, dict[str, Any]]] = {
+                kind: {} for kind in KINDS
+            }
+            self._user_names: dict[str, str] = {}  # folded userName -> user id
+            self._members: dict[str, dict[str, str]] = {}  # group id -> {id: kind}
+            self._member_of: dict[str, set[str]] = {}  # member id -> group ids
+
+    # --8<-- [start:storage-read]
+    def get_record(self, kind: str, record_id: str) -> dict[str, Any] | None:
+        """A copy of one record, or None when there is no such record."""
+        with self._lock:
+            record = self._records[kind].get(record_id)
+            return self._export(kind, record) if record else None
+
+    def find_user_by_user_name(self, user_name: str) -> dict[str, Any] | None:
+        """A copy of the user with this userName, in any letter case."""
+        with self._lock:
+            user_id = self._user_names.get(fold(user_name))
+            return self.get_record(USER, user_id) if user_id else None
+
+    def list_records(
+        self, kind: str, start: int = 0, stop: int | None = None
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """How many records of a kind exist, and copies of those in [start:stop)."""
+        with self._lock:
+            records = self._records[kind]
+            page = itertools.islice(records.values(), start, stop)
+            return len(records), [self._export(kind, record) for record in page]
+
+    def iter_records(self, kind: str, batch: int = 500) -> Iterator[dict[str, Any]]:
+        """Every record of a kind, copied a batch at a time, for filters that scan."""
+        start = 0
+        while True:
+            _, page = self.list_records(kind, start, start + batch)
+            yield from page
+            if len(page) < batch:
+                return
+            start += batch
+
+    # --8<-- [end:storage-read]
+
+    # --8<-- [start:storage-write]
+    def save_record(
+        self, kind: str, record: dict[str, Any], expected_version: int | None = None
+    ) -> dict[str, Any]:
+        """Create (no `id`) or update a record, and return the stored copy.
+
+        With `expected_version`, the update only happens if the stored record is
+        still at that version: a compare-and-swap, so an If-Match check and the
+        write it guards are one atomic step.
+        """
+        with self._lock:
+            now = datetime.now(UTC)
+            record = copy.deepcopy(record)
+            for derived in ("groups", "version", "created", "last_modified"):
+                record.pop(derived, None)
+            previous = self._records[kind].get(record["id"]) if "id" in record else None
+            if "id" in record and previous is None:
+                raise NotFoundException(detail=f"{kind} {record['id']} not found")
+            if previous is not None and expected_version not in (
+                None,
+                previous["version"],
+            ):
+                raise PreconditionFailedException()
+            if kind == USER:
+                self._check_user_name(record, previous)
+            else:
+                self._check_members(record)
+
+            if previous is None:
+                record.update(id=uuid.uuid4().hex, version=1, created=now)
+            else:
+                record.update(version=previous["version"] + 1)
+                record["created"] = previous["created"]
+            record["last_modified"] = now
+
+            if kind == USER:
+                if previous is not None:
+                    self._user_names.pop(fold(previous["user_name"]), None)
+                self._user_names[fold(record["user_name"])] = record["id"]
+            else:
+                self._set_members(record["id"], record.pop("members"))
+            self._records[kind][record["id"]] = record
+            if previous is not None and _display(previous) != _display(record):
+                self._touch_related(kind, record["id"])
+            return self._export(kind, record)
+
+    def delete_record(
+        self, kind: str, record_id: str, expected_version: int | None = None
+    ) -> None:
+        """Delete a record and every membership that mentions it."""
+        with self._lock:
+            record = self._records[kind].get(record_id)
+            if record is None:
+                raise NotFoundException(detail=f"{kind} {record_id} not found")
+            if expected_version is not None and record["version"] != expected_version:
+                raise PreconditionFailedException()
+            del self._records[kind][record_id]
+            if kind == USER:
+                self._user_names.pop(fold(record["user_name"]), None)
+            else:
+                self._set_members(record_id, [])
+            # Referential integrity: a deleted resource is nobody's member.
+            # The groups it left change, so their versions move on too.
+            for group_id in self._member_of.pop(record_id, set()):
+                self._members[group_id].pop(record_id, None)
+                self._touch(GROUP, group_id)
+
+    # --8<-- [end:storage-write]
+
+    def _touch(self, kind: str, record_id: str) -> None:
+        """Move a record to a new version when what is derived for it changes."""
+        record = self._records[kind].get(record_id)
+        if record is not None:
+            record["version"] += 1
+            record["last_modified"] = datetime.now(UTC)
+
+    def _check_user_name(
+        self, record: dict[str, Any], previous: dict[str, Any] | None
+    ) -> None:
+        owner = self._user_names.get(fold(record["user_name"]))
+        if owner is not None and (previous is None or owner != previous["id"]):
+            raise UniquenessException(
+                detail=f"userName {record['user_name']!r} is already taken"
+            )
+
+    def _check_members(self, record: dict[str, Any]) -> None:
+        for member in record["members"]:
+            kind = member["type"]
+            if kind not in KINDS or member["value"] not in self._records[kind]:
+                raise InvalidValueException(
+                    detail=f"member {member['value']!r} is not an existing {kind}"
+                )
+            if kind == GROUP and member["value"] == record.get("id"):
+                raise InvalidValueException(detail="a group cannot contain itself")
+
+    def _set_members(self, group_id: str, members: list[dict[str, str]]) -> None:
+        old = self._members.get(group_id, {})
+        new = {member["value"]: member["type"] for member in members}
+        for member_id in old.keys() - new.keys():
+            self._member_of[member_id].discard(group_id)
+            self._touch(old[member_id], member_id)  # its `groups` changed
+        for member_id in new.keys() - old.keys():
+            self._member_of.setdefault(member_id, set()).add(group_id)
+            self._touch(new[member_id], member_id)
+        if new:
+            self._members[group_id] = new
+        else:
+            self._members.pop(group_id, None)
+
+    def _export(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+        """A copy of a stored record, with what the storage derives filled in."""
+        exported = copy.deepcopy(record)
+        if kind == USER:
+            # RFC 7643 §4.1.2: groups is read-only, derived from memberships.
+            exported["groups"] = [
+                {"value": gid, "display": self._records[GROUP][gid]["display_name"]}
+                for gid in sorted(self._member_of.get(record["id"], ()))
+            ]
+        else:
+            exported["members"] = [
+                {
+                    "value": mid,
+                    "type": kind,
+                    "display": _display(self._records[kind][mid]),
+                }
+                for mid, kind in self._members.get(record["id"], {}).items()
+            ]
+        return exported
+
+    def _touch_related(self, kind: str, record_id: str) -> None:
+        """New versions for the records that show this one's display name."""
+        for group_id in self._member_of.get(record_id, ()):
+            self._touch(GROUP, group_id)
+        if kind == GROUP:
+            for member_id, member_kind in self._members.get(record_id, {}).items():
+                self._touch(member_kind, member_id)
+
+
+def _display(record: dict[str, Any]) -> str | None:
+    """The name a group shows for a member, and a user for a group."""
+    return record["display_name"] or record.get("user_name")
+
+
+STORE = MemoryStorage()
+
+get_record = STORE.get_record
+find_user_by_user_name = STORE.find_user_by_user_name
+list_records = STORE.list_records
+iter_records = STORE.iter_records
+save_record = STORE.save_record
+delete_record = STORE.delete_record
+reset = STORE.reset

@@ -1,0 +1,162 @@
+"""One uniform in-process client per framework, so every test runs against all three."""
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+TOKEN = "test-token"
+os.environ["SCIM_TOKEN"] = TOKEN
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integrations.django_app.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from shared import storage  # noqa: E402
+
+FRAMEWORKS = ("flask", "fastapi", "django")
+BASE = "http://testserver/scim/v2"
+SCIM_JSON = "application/scim+json"
+
+
+@dataclass
+class Reply:
+    """What a test sees of a response, whatever the framework."""
+
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class ScimClient:
+    """Sends requests to one framework's app through its own test client."""
+
+    def __init__(self, framework: str, app: Any) -> None:
+        self.framework = framework
+        self.app = app
+        if framework == "flask":
+            self._client = app.test_client()
+        elif framework == "fastapi":
+            from fastapi.testclient import TestClient
+
+            self._client = TestClient(app, base_url="http://testserver")
+        else:
+            from django.test import Client
+
+            self._client = Client()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        *,
+        body: bytes | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = TOKEN,
+        content_type: str = SCIM_JSON,
+    ) -> Reply:
+        url = "/scim/v2" + path
+        if params:
+            url += "?" + urlencode(params)
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+        headers = dict(headers or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if body is not None:
+            headers["Content-Type"] = content_type
+        if self.framework == "flask":
+            response = self._client.open(
+                url,
+                method=method,
+                data=body,
+                headers=headers,
+                base_url="http://testserver",
+            )
+            return Reply(
+                response.status_code,
+                {k.lower(): v for k, v in response.headers.items()},
+                response.get_data(),
+            )
+        if self.framework == "fastapi":
+            response = self._client.request(method, url, content=body, headers=headers)
+            return Reply(
+                response.status_code,
+                {k.lower(): v for k, v in response.headers.items()},
+                response.content,
+            )
+        content_type_header = headers.pop("Content-Type", None)
+        response = self._client.generic(
+            method,
+            url,
+            body or b"",
+            content_type=content_type_header or "",
+            headers=headers,
+        )
+        return Reply(
+            response.status_code,
+            {k.lower(): v for k, v in response.headers.items()},
+            response.content,
+        )
+
+    def get(self, path: str, **kwargs: Any) -> Reply:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json_body: Any = None, **kwargs: Any) -> Reply:
+        return self.request("POST", path, json_body, **kwargs)
+
+    def put(self, path: str, json_body: Any = None, **kwargs: Any) -> Reply:
+        return self.request("PUT", path, json_body, **kwargs)
+
+    def patch(self, path: str, json_body: Any = None, **kwargs: Any) -> Reply:
+        return self.request("PATCH", path, json_body, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Reply:
+        return self.request("DELETE", path, **kwargs)
+
+
+def make_app(framework: str) -> Any:
+    if framework == "flask":
+        from integrations.flask_app import create_app
+
+        return create_app(TOKEN)
+    if framework == "fastapi":
+        from integrations.fastapi_app import create_app
+
+        return create_app(TOKEN)
+    from django.core.wsgi import get_wsgi_application
+
+    return get_wsgi_application()
+
+
+@pytest.fixture(autouse=True)
+def empty_storage() -> Iterator[None]:
+    storage.reset()
+    yield
+    storage.reset()
+
+
+@pytest.fixture(params=FRAMEWORKS)
+def framework(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def app(framework: str) -> Any:
+    return make_app(framework)
+
+
+@pytest.fixture
+def client(framework: str, app: Any) -> ScimClient:
+    return ScimClient(framework, app)
