@@ -127,7 +127,7 @@ def from_scim_user(user: UserResource) -> dict[str, Any]:
         "display_name": payload.pop("displayName", None),
         "given_name": _pop_sub(payload, "name", "givenName"),
         "family_name": _pop_sub(payload, "name", "familyName"),
-        "active": payload.pop("active", True),
+        "active": payload.pop("active", None),
         "title": payload.pop("title", None),
         "emails": payload.pop("emails", []),
         "phone_numbers": payload.pop("phoneNumbers", []),
@@ -182,7 +182,11 @@ def from_scim_group(group: Group) -> dict[str, Any]:
         # A member without a type is a user: that is what every identity
         # provider means, and RFC 7643 §4.2 leaves it optional.
         "members": [
-            {"value": member["value"], "type": member.get("type") or "User"}
+            {
+                "value": member.get("value"),
+                "type": member.get("type") or "User",
+                "display": member.get("display"),
+            }
             for member in members
         ],
         "extra": payload,

@@ -49,7 +49,8 @@ class MemoryStorage:
                 kind: {} for kind in KINDS
             }
             self._user_names: dict[str, str] = {}  # folded userName -> user id
-            self._members: dict[str, dict[str, str]] = {}  # group id -> {id: kind}
+            # group id -> {member id: {"type": "User" or "Group", "display": ...}}
+            self._members: dict[str, dict[str, dict[str, Any]]] = {}
             self._member_of: dict[str, set[str]] = {}  # member id -> group ids
 
     # --8<-- [start:storage-read]
@@ -181,15 +182,18 @@ class MemoryStorage:
             if kind == GROUP and member["value"] == record.get("id"):
                 raise InvalidValueException(detail="a group cannot contain itself")
 
-    def _set_members(self, group_id: str, members: list[dict[str, str]]) -> None:
+    def _set_members(self, group_id: str, members: list[dict[str, Any]]) -> None:
         old = self._members.get(group_id, {})
-        new = {member["value"]: member["type"] for member in members}
+        new = {
+            member["value"]: {"type": member["type"], "display": member.get("display")}
+            for member in members
+        }
         for member_id in old.keys() - new.keys():
             self._member_of[member_id].discard(group_id)
-            self._touch(old[member_id], member_id)  # its `groups` changed
+            self._touch(old[member_id]["type"], member_id)  # its `groups` changed
         for member_id in new.keys() - old.keys():
             self._member_of.setdefault(member_id, set()).add(group_id)
-            self._touch(new[member_id], member_id)
+            self._touch(new[member_id]["type"], member_id)
         if new:
             self._members[group_id] = new
         else:
@@ -205,13 +209,15 @@ class MemoryStorage:
                 for gid in sorted(self._member_of.get(record["id"], ()))
             ]
         else:
+            # A display the client gave is kept; otherwise it is the member's name.
             exported["members"] = [
                 {
                     "value": mid,
-                    "type": kind,
-                    "display": _display(self._records[kind][mid]),
+                    "type": member["type"],
+                    "display": member["display"]
+                    or _display(self._records[member["type"]][mid]),
                 }
-                for mid, kind in self._members.get(record["id"], {}).items()
+                for mid, member in self._members.get(record["id"], {}).items()
             ]
         return exported
 
@@ -220,8 +226,8 @@ class MemoryStorage:
         for group_id in self._member_of.get(record_id, ()):
             self._touch(GROUP, group_id)
         if kind == GROUP:
-            for member_id, member_kind in self._members.get(record_id, {}).items():
-                self._touch(member_kind, member_id)
+            for member_id, member in self._members.get(record_id, {}).items():
+                self._touch(member["type"], member_id)
 
 
 def _display(record: dict[str, Any]) -> str | None:
