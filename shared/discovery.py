@@ -41,10 +41,9 @@ GROUP_RESOURCE_TYPE = ResourceType.from_resource(Group)
 
 # --8<-- [start:policy]
 POLICY = ScimPolicy(
-    # Okta and Entra ID send the attributes an administrator mapped, including
-    # custom ones this server does not declare: drop them instead of failing
-    # the whole provisioning run.
-    unknown=ScimPolicy.Unknown.ignore,
+    # `unknown` stays strict (the default, `forbid`): an attribute or a PATCH
+    # path the schema does not declare is a 400, so a mapping mistake in the
+    # identity provider's console shows up at once instead of losing data.
     # Entra ID removes group members with {"op": "remove", "path": "members",
     # "value": [{"value": "<id>"}]}: the value says which entries to remove.
     remove_value_as_filter=ScimPolicy.RemoveValue.apply,

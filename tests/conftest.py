@@ -160,3 +160,51 @@ def app(framework: str) -> Any:
 @pytest.fixture
 def client(framework: str, app: Any) -> ScimClient:
     return ScimClient(framework, app)
+
+
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+BULK_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+def user_body(user_name: str, **attributes: Any) -> dict[str, Any]:
+    return {"schemas": [USER_SCHEMA], "userName": user_name, **attributes}
+
+
+def group_body(display_name: str, *member_ids: str, **attrs: Any) -> dict[str, Any]:
+    members = [{"value": member_id} for member_id in member_ids]
+    body = {"schemas": [GROUP_SCHEMA], "displayName": display_name, **attrs}
+    if members:
+        body["members"] = members
+    return body
+
+
+def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
+    return {"schemas": [PATCH_SCHEMA], "Operations": list(operations)}
+
+
+def create_user(client: ScimClient, user_name: str, **attributes: Any) -> dict:
+    reply = client.post("/Users", user_body(user_name, **attributes))
+    assert reply.status == 201, reply.json
+    return reply.json
+
+
+def create_group(client: ScimClient, display_name: str, *member_ids: str) -> dict:
+    reply = client.post("/Groups", group_body(display_name, *member_ids))
+    assert reply.status == 201, reply.json
+    return reply.json
+
+
+def assert_error(reply: Reply, status: int, scim_type: str | None = None) -> None:
+    """A SCIM Error body (RFC 7644 §3.12), with status as a JSON string."""
+    assert reply.status == status, (reply.status, reply.body)
+    assert reply.headers["content-type"].startswith(SCIM_JSON)
+    body = reply.json
+    assert body["schemas"] == [ERROR_SCHEMA]
+    assert body["status"] == str(status)
+    assert body.get("scimType") == scim_type
+    assert b"Traceback" not in reply.body
