@@ -24,7 +24,7 @@ serve: install
 		--host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 lint: install
 	$(BIN)/ruff check .

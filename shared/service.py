@@ -35,8 +35,6 @@ from scim2_models import ResponseParameters
 from scim2_models import SCIMException
 from scim2_models import SearchRequest
 from scim2_models import UnauthorizedException
-from scim2_models.path.expressions import CompareOperator
-from scim2_models.path.expressions import Comparison
 
 from shared import discovery
 from shared import mapping
@@ -415,8 +413,12 @@ def delete_resource(
 ) -> ScimResponse:
     """DELETE /Users/{id} (RFC 7644 §3.6): 204, and gone from every group."""
     endpoint = _endpoint(endpoint_name)
+    if if_match is None:
+        storage.delete_record(endpoint.kind, resource_id)
+        return ScimResponse(204)
     record = _get_existing(endpoint, resource_id)
     _check_if_match(if_match, record)
+    # The version checked is the version deleted, or 412: one atomic step.
     storage.delete_record(endpoint.kind, resource_id, record["version"])
     return ScimResponse(204)
 
@@ -465,24 +467,23 @@ def _search(
     count = min(count, discovery.MAX_RESULTS)
     start = search.start_index_0 or 0
 
-    if search.filter is None and search.sort_by is None:
-        # The common case, paging through everything: only the page is read.
+    if len(endpoints) > 1 and search.sort_by is not None:
+        # The root /.search sorted across types: merge the filtered results.
+        matches = [
+            endpoint.to_scim(record, base_url)
+            for endpoint in endpoints
+            for record in _search_kind(endpoint, search, 0, None, base_url)[1]
+        ]
+        total, page = len(matches), search.sort(matches)[start : start + count]
+    else:
+        # One type after the other, each filtered, sorted and paged by storage.
         total, page = 0, []
         for endpoint in endpoints:
             offset = max(0, start - total)
             stop = offset + max(0, count - len(page))
-            kind_total, records = storage.list_records(endpoint.kind, offset, stop)
+            kind_total, records = _search_kind(endpoint, search, offset, stop, base_url)
             total += kind_total
             page += [endpoint.to_scim(record, base_url) for record in records]
-    else:
-        matches = [
-            resource
-            for endpoint in endpoints
-            for record in _candidates(endpoint, search)
-            if (resource := endpoint.to_scim(record, base_url))
-            and (search.filter is None or search.filter.match(resource))
-        ]
-        total, page = len(matches), search.sort(matches)[start : start + count]
 
     listing = ListResponse[_union(endpoints)](
         total_results=total,
@@ -496,20 +497,22 @@ def _search(
     return ScimResponse(200, body)
 
 
-def _candidates(endpoint: ResourceEndpoint, search: SearchRequest) -> Any:
-    """The records a filter can match: one index lookup for userName eq, else all."""
-    node = search.filter.ast if search.filter is not None else None
-    if (
-        endpoint.kind == storage.USER
-        and isinstance(node, Comparison)
-        and node.op == CompareOperator.eq
-        and node.attr_path.attr.lower() == "username"
-        and node.attr_path.sub_attr is None
-        and isinstance(node.value, str)
-    ):
-        record = storage.find_user_by_user_name(node.value)
-        return [record] if record else []
-    return storage.iter_records(endpoint.kind)
+def _search_kind(
+    endpoint: ResourceEndpoint,
+    search: SearchRequest,
+    start: int,
+    stop: int | None,
+    base_url: str,
+) -> tuple[int, list[dict[str, Any]]]:
+    if search.filter is None and search.sort_by is None:
+        return storage.list_records(endpoint.kind, start, stop)
+    return storage.search_records(
+        endpoint.kind,
+        search,
+        start,
+        stop,
+        lambda record: endpoint.to_scim(record, base_url),
+    )
 
 
 # --8<-- [end:search]

@@ -1,18 +1,22 @@
-"""Where records live: an in-memory store that is safe to share between threads.
+"""Where records live, behind one small API: in memory by default, or in SQL.
 
-One lock makes every operation atomic. Indexes answer the questions a request
-asks (by id, by folded userName, who belongs to which group), so no call scans
-or copies the whole store. Callers get copies of records, never the stored
-dicts, so nothing changes behind the lock's back.
+The module-level functions (`get_record`, `list_records`, `save_record`, ...)
+are the API the rest of the cookbook uses. They act on one backend per
+process, chosen by `SCIM_DATABASE_URL`: unset, the `MemoryStorage` below;
+`sqlite:///path` or `postgresql+psycopg://...`, `shared.sql_storage.SqlStorage`.
 
-The module-level functions are the API the rest of the cookbook uses. They act
-on `STORE`, one `MemoryStorage` per process.
+`MemoryStorage` keeps records in dicts behind one lock, so every operation is
+atomic across threads. Indexes answer the questions a request asks (by id, by
+folded userName, who belongs to which group), so no call scans or copies the
+whole store. Callers get copies of records, never the stored dicts.
 """
 
 import copy
 import itertools
+import os
 import threading
 import uuid
+from collections.abc import Callable
 from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
@@ -21,7 +25,10 @@ from typing import Any
 from scim2_models import InvalidValueException
 from scim2_models import NotFoundException
 from scim2_models import PreconditionFailedException
+from scim2_models import SearchRequest
 from scim2_models import UniquenessException
+from scim2_models.path.expressions import CompareOperator
+from scim2_models.path.expressions import Comparison
 
 USER = "User"
 GROUP = "Group"
@@ -84,6 +91,48 @@ class MemoryStorage:
             if len(page) < batch:
                 return
             start += batch
+
+    def search_records(
+        self,
+        kind: str,
+        search: SearchRequest,
+        start: int,
+        stop: int | None,
+        to_resource: Callable[[dict[str, Any]], Any],
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Filter and sort records as SCIM resources, then page them.
+
+        Only a filter on userName eq is answered from an index; anything else
+        reads every record, which is what a real database is for.
+        """
+        candidates = self._candidates(kind, search)
+        matches = [
+            (record, resource)
+            for record in candidates
+            if (resource := to_resource(record)) is not None
+            and (search.filter is None or search.filter.match(resource))
+        ]
+        if search.sort_by is not None:
+            order = {id(resource): record for record, resource in matches}
+            ordered = search.sort(resource for _, resource in matches)
+            records = [order[id(resource)] for resource in ordered]
+        else:
+            records = [record for record, _ in matches]
+        return len(records), records[start:stop]
+
+    def _candidates(self, kind: str, search: SearchRequest) -> Any:
+        node = search.filter.ast if search.filter is not None else None
+        if (
+            kind == USER
+            and isinstance(node, Comparison)
+            and node.op == CompareOperator.eq
+            and node.attr_path.attr.lower() == "username"
+            and node.attr_path.sub_attr is None
+            and isinstance(node.value, str)
+        ):
+            record = self.find_user_by_user_name(node.value)
+            return [record] if record else []
+        return self.iter_records(kind)
 
     # --8<-- [end:storage-read]
 
@@ -235,12 +284,72 @@ def _display(record: dict[str, Any]) -> str | None:
     return record["display_name"] or record.get("user_name")
 
 
-STORE = MemoryStorage()
+# --8<-- [start:backend]
+def open_storage(url: str | None) -> Any:
+    """The backend a database URL names; no URL means in memory."""
+    if not url:
+        return MemoryStorage()
+    from shared.sql_storage import SqlStorage
 
-get_record = STORE.get_record
-find_user_by_user_name = STORE.find_user_by_user_name
-list_records = STORE.list_records
-iter_records = STORE.iter_records
-save_record = STORE.save_record
-delete_record = STORE.delete_record
-reset = STORE.reset
+    return SqlStorage(url)
+
+
+_backend = open_storage(os.environ.get("SCIM_DATABASE_URL"))
+
+
+def use(backend: Any) -> None:
+    """Serve from another backend from now on (tests and notebooks switch)."""
+    global _backend
+    _backend = backend
+
+
+def backend() -> Any:
+    """The backend the functions below act on."""
+    return _backend
+
+
+def get_record(kind: str, record_id: str) -> dict[str, Any] | None:
+    return _backend.get_record(kind, record_id)
+
+
+def find_user_by_user_name(user_name: str) -> dict[str, Any] | None:
+    return _backend.find_user_by_user_name(user_name)
+
+
+def list_records(
+    kind: str, start: int = 0, stop: int | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    return _backend.list_records(kind, start, stop)
+
+
+def iter_records(kind: str, batch: int = 500) -> Iterator[dict[str, Any]]:
+    return _backend.iter_records(kind, batch)
+
+
+def search_records(
+    kind: str,
+    search: SearchRequest,
+    start: int,
+    stop: int | None,
+    to_resource: Callable[[dict[str, Any]], Any],
+) -> tuple[int, list[dict[str, Any]]]:
+    return _backend.search_records(kind, search, start, stop, to_resource)
+
+
+def save_record(
+    kind: str, record: dict[str, Any], expected_version: int | None = None
+) -> dict[str, Any]:
+    return _backend.save_record(kind, record, expected_version)
+
+
+def delete_record(
+    kind: str, record_id: str, expected_version: int | None = None
+) -> None:
+    _backend.delete_record(kind, record_id, expected_version)
+
+
+def reset() -> None:
+    _backend.reset()
+
+
+# --8<-- [end:backend]

@@ -140,11 +140,58 @@ def make_app(framework: str) -> Any:
     return get_wsgi_application()
 
 
+BACKENDS = ["memory", "sqlite"]
+POSTGRES_URL = os.environ.get("SCIM_TEST_POSTGRES_URL")
+if POSTGRES_URL:
+    BACKENDS.append("postgres")
+
+
 @pytest.fixture(autouse=True)
 def empty_storage() -> Iterator[None]:
     storage.reset()
     yield
     storage.reset()
+
+
+@pytest.fixture(scope="session")
+def postgres_storage(worker_id: str) -> Iterator[Any]:
+    """One schema per pytest-xdist worker, so parallel workers never collide."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from shared.sql_storage import SqlStorage
+
+    schema = f"scim_test_{worker_id}"
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    engine.dispose()
+    url = make_url(POSTGRES_URL).update_query_dict(
+        {"options": f"-csearch_path={schema}"}
+    )
+    backend = SqlStorage(url.render_as_string(hide_password=False))
+    yield backend
+    backend.engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """Run the test on each storage backend: memory, SQLite, PostgreSQL if set."""
+    from shared.sql_storage import SqlStorage
+
+    if request.param == "memory":
+        chosen = storage.MemoryStorage()
+    elif request.param == "sqlite":
+        chosen = SqlStorage(f"sqlite:///{tmp_path}/scim.sqlite3")
+    else:
+        chosen = request.getfixturevalue("postgres_storage")
+    chosen.reset()
+    previous = storage.backend()
+    storage.use(chosen)
+    yield request.param
+    storage.use(previous)
+    if request.param == "sqlite":
+        chosen.engine.dispose()
 
 
 @pytest.fixture(params=FRAMEWORKS)
@@ -153,7 +200,7 @@ def framework(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def app(framework: str) -> Any:
+def app(framework: str, backend: str) -> Any:
     return make_app(framework)
 
 

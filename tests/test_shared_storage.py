@@ -13,6 +13,8 @@ from shared import service
 from shared import storage
 from shared.discovery import UserResource
 
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def user_record(user_name: str, **fields) -> dict:
     record = mapping.from_scim_user(UserResource(user_name=user_name))
