@@ -25,6 +25,13 @@ serve: install
 
 test: install lint
 	$(BIN)/pytest -n auto
+	# The notebooks, strictly: every output must match (ids and times sanitized).
+	# They teach the in-memory storage, whatever SCIM_DATABASE_URL says.
+	env -u SCIM_DATABASE_URL $(BIN)/pytest -n auto --dist loadfile --nbval notebooks \
+		--nbval-sanitize-with notebooks/sanitize.cfg
+
+notebooks: install
+	$(BIN)/jupyter lab notebooks
 
 lint: install
 	$(BIN)/ruff check .

@@ -535,7 +535,7 @@ class SqlStorage:
                 select(memberships.c.member_id, groups.c.id, groups.c.display_name)
                 .join(groups, groups.c.id == memberships.c.group_id)
                 .where(memberships.c.member_id.in_(ids))
-                .order_by(groups.c.id)
+                .order_by(groups.c.display_name, groups.c.id)
             ).all()
             for row in rows:
                 record = {name: getattr(row, name) for name in _USER_FIELDS}
@@ -806,6 +806,9 @@ class SqlFilter(FilterVisitor[ColumnElement]):
         """The column (or JSON value in `extra`) a single-valued attribute lives in."""
         columns = USER_COLUMNS if self.kind == USER else GROUP_COLUMNS
         key = (binding.field_name, binding.sub_field_name)
+        if key == ("user_name", None) and self.kind == USER:
+            # Already folded, and indexed: `userName eq` is one index lookup.
+            return self.table.c.user_name_key
         if key in columns:
             return self.table.c[columns[key]]
         if key == ("meta", "resource_type"):
@@ -871,7 +874,7 @@ def _compare(
         expected = _naive_utc(expected)
     if isinstance(expected, str):
         expected = binding.comparable(expected)
-        if not binding.case_exact:
+        if not binding.case_exact and column.key != "user_name_key":
             column = func.lower(column)
     if expected is None:
         if op == CompareOperator.eq:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from typing import Any
+from unicodedata import normalize
 
 from scim2_models import InvalidValueException
 from scim2_models import NotFoundException
@@ -36,8 +37,12 @@ KINDS = (USER, GROUP)
 
 
 def fold(user_name: str) -> str:
-    """The form userName is compared in: it is caseExact false (RFC 7643 §4.1.1)."""
-    return user_name.casefold()
+    """The form userName is compared in: it is caseExact false (RFC 7643 §4.1.1).
+
+    NFC, then lower case: the form scim2-models' filters compare it in, so the
+    uniqueness index also answers `userName eq "..."`.
+    """
+    return normalize("NFC", normalize("NFC", user_name).lower())
 
 
 class MemoryStorage:
@@ -253,9 +258,13 @@ class MemoryStorage:
         exported = copy.deepcopy(record)
         if kind == USER:
             # RFC 7643 §4.1.2: groups is read-only, derived from memberships.
+            groups = [
+                self._records[GROUP][gid]
+                for gid in self._member_of.get(record["id"], ())
+            ]
             exported["groups"] = [
-                {"value": gid, "display": self._records[GROUP][gid]["display_name"]}
-                for gid in sorted(self._member_of.get(record["id"], ()))
+                {"value": group["id"], "display": group["display_name"]}
+                for group in sorted(groups, key=lambda g: (g["display_name"], g["id"]))
             ]
         else:
             # A display the client gave is kept; otherwise it is the member's name.

@@ -44,6 +44,7 @@ def test_if_none_match_with_the_current_tag_is_304(client):
     assert reply.status == 304
     assert reply.body == b""
     assert reply.headers["etag"] == etag
+    assert "content-type" not in reply.headers
 
 
 def test_if_none_match_with_an_old_tag_is_200(client):

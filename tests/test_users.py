@@ -173,6 +173,7 @@ def test_delete_answers_204_then_the_user_is_gone(client):
     reply = client.delete(f"/Users/{user['id']}")
     assert reply.status == 204
     assert reply.body == b""
+    assert "content-type" not in reply.headers
     assert_error(client.get(f"/Users/{user['id']}"), 404)
     # The userName is free again.
     assert client.post("/Users", user_body("bjensen")).status == 201

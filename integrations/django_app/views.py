@@ -25,10 +25,15 @@ View = Callable[..., ScimResponse]
 # --8<-- [start:response]
 def to_response(result: ScimResponse) -> HttpResponse:
     """A Django response carrying a SCIM result as application/scim+json."""
-    body = json.dumps(result.body) if result.body is not None else b""
-    response = HttpResponse(
-        body, status=result.status, content_type=service.SCIM_CONTENT_TYPE
-    )
+    if result.body is None:  # 204 and 304 carry no body, so no Content-Type
+        response = HttpResponse(status=result.status)
+        del response["Content-Type"]
+    else:
+        response = HttpResponse(
+            json.dumps(result.body),
+            status=result.status,
+            content_type=service.SCIM_CONTENT_TYPE,
+        )
     for name, value in result.headers.items():
         response[name] = value
     return response

@@ -47,9 +47,10 @@ RESOURCES = "{endpoint:resource}"
 # --8<-- [start:response]
 def to_response(result: ScimResponse) -> Response:
     """A FastAPI response carrying a SCIM result as application/scim+json."""
-    body = json.dumps(result.body) if result.body is not None else None
+    if result.body is None:  # 204 and 304 carry no body, so no Content-Type
+        return Response(status_code=result.status, headers=result.headers)
     return Response(
-        body,
+        json.dumps(result.body),
         status_code=result.status,
         headers=result.headers,
         media_type=service.SCIM_CONTENT_TYPE,

@@ -32,9 +32,12 @@ RESOURCES = "<any(Users, Groups):endpoint>"
 # --8<-- [start:response]
 def to_response(result: ScimResponse) -> Response:
     """A Flask response carrying a SCIM result as application/scim+json."""
-    body = json.dumps(result.body) if result.body is not None else None
+    if result.body is None:  # 204 and 304 carry no body, so no Content-Type
+        response = Response(status=result.status, headers=result.headers)
+        del response.headers["Content-Type"]
+        return response
     return Response(
-        body,
+        json.dumps(result.body),
         status=result.status,
         headers=result.headers,
         content_type=service.SCIM_CONTENT_TYPE,
