@@ -37,6 +37,19 @@ def server_command(framework: str, host: str, port: int, workers: int) -> list[s
     ]  # fmt: skip
 
 
+def prepare_database() -> None:
+    """Create the tables and load the demo data once, before any worker starts.
+
+    Workers then find both in place, instead of racing to create them.
+    """
+    from shared import demo
+    from shared import storage  # opening the SCIM_DATABASE_URL backend creates tables
+
+    demo.load_if_enabled()
+    storage.backend().engine.dispose()
+    os.environ["SCIM_DEMO_DATA"] = "0"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--framework", choices=SERVERS, default="flask")
@@ -45,11 +58,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
-    if args.workers > 1 and not os.environ.get("SCIM_DATABASE_URL"):
+    database_url = os.environ.get("SCIM_DATABASE_URL")
+    if args.workers > 1 and not database_url:
         parser.error(
             "the in-memory storage lives in one process: use --workers 1, "
             "or set SCIM_DATABASE_URL to a shared database"
         )
+    if database_url:
+        prepare_database()
     token = os.environ.get("SCIM_TOKEN")
     if not token:
         token = secrets.token_urlsafe(32)

@@ -330,10 +330,12 @@ class SqlStorage:
                 ).first()
                 if previous is None:
                     raise NotFoundException(detail=f"{kind} {record_id} not found")
-                changed = conn.execute(
+                changed = _execute_write(
+                    conn,
                     update(table)
                     .where(guard)
-                    .values(version=table.c.version + 1, **values)
+                    .values(version=table.c.version + 1, **values),
+                    record,
                 ).rowcount
                 if not changed:
                     raise PreconditionFailedException()
@@ -342,10 +344,12 @@ class SqlStorage:
             else:
                 record_id = uuid.uuid4().hex
                 values = {**self._row(kind, record), "created": now}
-                conn.execute(
+                _execute_write(
+                    conn,
                     insert(table).values(
                         id=record_id, version=1, last_modified=now, **values
-                    )
+                    ),
+                    record,
                 )
             if kind == USER:
                 self._write_multi_valued(conn, record_id, record)
@@ -626,6 +630,20 @@ def _children(conn: Connection, table: Table, ids: list[str]) -> dict[str, list]
     return result
 
 
+def _execute_write(conn: Connection, statement: Any, record: dict[str, Any]) -> Any:
+    """Run an INSERT or UPDATE of a record; a taken userName is a 409, never a 500.
+
+    The unique index decides, so two workers racing for one userName cannot
+    both win, whatever they read before.
+    """
+    try:
+        return conn.execute(statement)
+    except IntegrityError:
+        raise UniquenessException(
+            detail=f"userName {record.get('user_name')!r} is already taken"
+        ) from None
+
+
 class _WriteTransaction:
     """`with engine.begin()`, but on SQLite with BEGIN IMMEDIATE.
 
@@ -648,17 +666,9 @@ class _WriteTransaction:
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         try:
             if exc_type is None:
-                try:
-                    self.conn.commit()
-                except IntegrityError:
-                    self.conn.rollback()
-                    raise UniquenessException() from None
+                self.conn.commit()
             else:
                 self.conn.rollback()
-                if isinstance(exc, IntegrityError):
-                    raise UniquenessException(
-                        detail="userName is already taken"
-                    ) from None
         finally:
             self.conn.close()
 

@@ -153,15 +153,11 @@ def empty_storage() -> Iterator[None]:
     storage.reset()
 
 
-@pytest.fixture(scope="session")
-def postgres_storage(worker_id: str) -> Iterator[Any]:
-    """One schema per pytest-xdist worker, so parallel workers never collide."""
+def postgres_url(schema: str) -> str:
+    """The test database URL, confined to a schema of its own (created if needed)."""
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
-    from shared.sql_storage import SqlStorage
-
-    schema = f"scim_test_{worker_id}"
     engine = create_engine(POSTGRES_URL)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -169,7 +165,15 @@ def postgres_storage(worker_id: str) -> Iterator[Any]:
     url = make_url(POSTGRES_URL).update_query_dict(
         {"options": f"-csearch_path={schema}"}
     )
-    backend = SqlStorage(url.render_as_string(hide_password=False))
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_storage(worker_id: str) -> Iterator[Any]:
+    """One schema per pytest-xdist worker, so parallel workers never collide."""
+    from shared.sql_storage import SqlStorage
+
+    backend = SqlStorage(postgres_url(f"scim_test_{worker_id}"))
     yield backend
     backend.engine.dispose()
 

@@ -87,3 +87,107 @@ def test_served_app_answers_like_the_in_process_one(server):
     assert (status, body["scimType"]) == (409, "uniqueness")
     status, _, body = call(f"{url}/Groups", token)
     assert body["Resources"][0]["displayName"] == "Engineering"
+
+
+def start(framework, port, env, workers=1):
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "integrations.serve", "--framework", framework,
+         "--port", str(port), "--workers", str(workers)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.1)
+    raise AssertionError("the server did not start")
+
+
+def stop(process):
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=20) == 0
+    process.stdout.close()
+
+
+DATABASES = ["sqlite"] + (
+    ["postgres"] if os.environ.get("SCIM_TEST_POSTGRES_URL") else []
+)
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path, framework):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/scim.sqlite3"
+    from conftest import postgres_url
+
+    from shared.sql_storage import SqlStorage
+
+    url = postgres_url(f"scim_serve_{framework}")
+    backend = SqlStorage(url)
+    backend.reset()  # each run starts from an empty database
+    backend.engine.dispose()
+    return url
+
+
+def test_four_workers_on_one_database_keep_every_guarantee(framework, database_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = free_port()
+    token = "workers-token"
+    env = {**os.environ, "SCIM_TOKEN": token, "SCIM_DATABASE_URL": database_url}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    process = start(framework, port, env, workers=4)
+    url = f"http://127.0.0.1:{port}/scim/v2"
+    try:
+        # The demo data was loaded once, not once per worker.
+        assert call(f"{url}/Users", token)[2]["totalResults"] == 3
+        assert call(f"{url}/Groups", token)[2]["totalResults"] == 1
+
+        def create(index):
+            name = "Racer" if index % 2 else "racer"
+            body = json.dumps({"userName": name}).encode()
+            return call(f"{url}/Users", token, "POST", body)[0]
+
+        with ThreadPoolExecutor(16) as pool:
+            statuses = sorted(pool.map(create, range(16)))
+        assert statuses == [201] + [409] * 15
+
+        ids = [
+            call(
+                f"{url}/Users",
+                token,
+                "POST",
+                json.dumps({"userName": f"m{i}"}).encode(),
+            )[2]["id"]
+            for i in range(12)
+        ]
+        group = call(
+            f"{url}/Groups", token, "POST", json.dumps({"displayName": "G"}).encode()
+        )[2]
+
+        def add(user_id):
+            patch = {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [
+                    {"op": "add", "path": "members", "value": [{"value": user_id}]}
+                ],
+            }
+            body = json.dumps(patch).encode()
+            return call(f"{url}/Groups/{group['id']}", token, "PATCH", body)[0]
+
+        with ThreadPoolExecutor(12) as pool:
+            assert set(pool.map(add, ids)) == {200}
+        members = call(f"{url}/Groups/{group['id']}", token)[2]["members"]
+        assert {member["value"] for member in members} == set(ids)
+    finally:
+        stop(process)
+
+    # A restart keeps the data.
+    process = start(framework, port, env)
+    try:
+        reply = call(f"{url}/Users?filter=userName%20eq%20%22racer%22", token)
+        assert reply[2]["totalResults"] == 1
+    finally:
+        stop(process)

@@ -3,7 +3,14 @@
 import os
 import secrets
 
+from django.core.exceptions import ImproperlyConfigured
+
 from shared import discovery
+
+
+def _missing(name: str) -> str:
+    raise ImproperlyConfigured(f"Set the {name} environment variable")
+
 
 # Sessions, CSRF and the admin are not used: clients authenticate with a
 # bearer token on every request, so the secret key only needs to exist.
@@ -23,7 +30,8 @@ USE_TZ = True
 APPEND_SLASH = False
 
 # --8<-- [start:settings]
-SCIM_TOKEN = os.environ.get("SCIM_TOKEN")
+# Like Flask's and FastAPI's create_app(), refuse to start without a token.
+SCIM_TOKEN = os.environ.get("SCIM_TOKEN") or _missing("SCIM_TOKEN")
 # Django refuses a larger body when a view reads it (RequestDataTooBig).
 DATA_UPLOAD_MAX_MEMORY_SIZE = discovery.MAX_PAYLOAD_SIZE
 # --8<-- [end:settings]

@@ -11,9 +11,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest
 from django.http import HttpResponse
+from scim2_models import Error
 from scim2_models import PayloadTooLargeException
+from scim2_models import SCIMException
 
 from shared import service
 from shared.service import ROOT_ENDPOINT
@@ -72,6 +75,12 @@ def scim_view(*methods: str) -> Callable[[View], Callable[..., HttpResponse]]:
                     request.headers.get("Authorization"), settings.SCIM_TOKEN
                 )
                 return to_response(view(request, *args, **kwargs))
+            except SuspiciousOperation as exc:
+                # A Host not in ALLOWED_HOSTS, and the like: the client's fault.
+                error = Error(status=400, detail=str(exc) or "Bad request")
+                return to_response(
+                    service.error_response(SCIMException.from_error(error))
+                )
             except Exception as exc:
                 return to_response(service.error_response(exc))
 
