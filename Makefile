@@ -33,6 +33,11 @@ test: install lint
 notebooks: install
 	$(BIN)/jupyter lab notebooks
 
+# The docs site with live reload, on loopback only.
+DOCS_PORT ?= 8001
+docs: install
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
