@@ -10,6 +10,8 @@ SCIM Error a client must see. An integration only translates HTTP in and out.
 import hmac
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -170,6 +172,8 @@ def _parse(model: Any, body: bytes, ctx: Context) -> Any:
 def _query_parameters(model: Any, query: Mapping[str, str]) -> SearchRequest:
     """Validate the query string (attributes, filter, paging...) of a request."""
     known = {name: query[name] for name in _QUERY_PARAMETERS if name in query}
+    if not known:  # most requests: no need to validate nothing
+        return _NO_PARAMETERS.setdefault(model, SearchRequest[model]())
     try:
         return SearchRequest[model].model_validate(
             known, scim_ctx=Context.SEARCH_REQUEST, scim_provider=PROVIDER
@@ -178,6 +182,7 @@ def _query_parameters(model: Any, query: Mapping[str, str]) -> SearchRequest:
         raise SCIMException.from_error(Error.from_validation_errors(exc)[0]) from None
 
 
+_NO_PARAMETERS: dict[Any, SearchRequest] = {}
 _QUERY_PARAMETERS = (
     "attributes",
     "excludedAttributes",
@@ -206,6 +211,68 @@ def _check_if_match(if_match: str | None, record: dict[str, Any]) -> None:
 # --8<-- [end:etag-preconditions]
 
 
+# --8<-- [start:representations]
+class Representations:
+    """SCIM resources built from records, reused while the record's version holds.
+
+    The version is the ETag: it changes whenever the representation would
+    (derived `groups` and member names included), so a cached resource is
+    never stale. Reads and scans then skip validating and dumping the same
+    record again and again. Each process keeps its own; bounded, least
+    recently used first out.
+    """
+
+    def __init__(self, size: int = 200_000) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str], tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def resource(
+        self, endpoint: ResourceEndpoint, record: dict[str, Any], base_url: str
+    ) -> Any:
+        """The resource for a record: treat it as read-only, it is shared."""
+        return self._entry(endpoint, record, base_url)[0]
+
+    def dump(
+        self, endpoint: ResourceEndpoint, record: dict[str, Any], base_url: str
+    ) -> dict[str, Any]:
+        """The full JSON a read answers for a record (no attributes asked)."""
+        resource, dumped = self._entry(endpoint, record, base_url)
+        if dumped is None:
+            dumped = resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+            self._store(endpoint, record, base_url, resource, dumped)
+        return dumped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def _entry(
+        self, endpoint: ResourceEndpoint, record: dict[str, Any], base_url: str
+    ) -> tuple[Any, dict[str, Any] | None]:
+        key = (endpoint.kind, record["id"])
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[:2] == (record["version"], base_url):
+                self._entries.move_to_end(key)
+                return entry[2], entry[3]
+        resource = endpoint.to_scim(record, base_url)
+        self._store(endpoint, record, base_url, resource, None)
+        return resource, None
+
+    def _store(self, endpoint, record, base_url, resource, dumped) -> None:  # noqa: ANN001
+        key = (endpoint.kind, record["id"])
+        with self._lock:
+            self._entries[key] = (record["version"], base_url, resource, dumped)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+REPRESENTATIONS = Representations()
+# --8<-- [end:representations]
+
+
 def _resource_response(
     endpoint: ResourceEndpoint,
     record: dict[str, Any],
@@ -214,12 +281,21 @@ def _resource_response(
     params: ResponseParameters | None = None,
     status: int = 200,
 ) -> ScimResponse:
-    resource = endpoint.to_scim(record, base_url)
     headers = {"ETag": mapping.make_etag(record)}
     if status == 201:
-        headers["Location"] = resource.meta.location
+        headers["Location"] = f"{base_url}/{endpoint.name}/{record['id']}"
+    if ctx == Context.RESOURCE_QUERY_RESPONSE and not _projects(params):
+        return ScimResponse(
+            status, REPRESENTATIONS.dump(endpoint, record, base_url), headers
+        )
+    resource = REPRESENTATIONS.resource(endpoint, record, base_url)
     body = resource.model_dump(scim_ctx=ctx, response_parameters=params)
     return ScimResponse(status, body, headers)
+
+
+def _projects(params: ResponseParameters | None) -> bool:
+    """Whether the client asked for some attributes only (RFC 7644 §3.9)."""
+    return params is not None and bool(params.attributes or params.excluded_attributes)
 
 
 def _get_existing(endpoint: ResourceEndpoint, resource_id: str) -> dict[str, Any]:
@@ -469,12 +545,21 @@ def _search(
 
     if len(endpoints) > 1 and search.sort_by is not None:
         # The root /.search sorted across types: merge the filtered results.
-        matches = [
-            endpoint.to_scim(record, base_url)
+        found = [
+            (endpoint, record)
             for endpoint in endpoints
             for record in _search_kind(endpoint, search, 0, None, base_url)[1]
         ]
-        total, page = len(matches), search.sort(matches)[start : start + count]
+        resources = {
+            id(REPRESENTATIONS.resource(endpoint, record, base_url)): (endpoint, record)
+            for endpoint, record in found
+        }
+        ordered = search.sort(
+            REPRESENTATIONS.resource(endpoint, record, base_url)
+            for endpoint, record in found
+        )
+        total = len(found)
+        page = [resources[id(resource)] for resource in ordered][start : start + count]
     else:
         # One type after the other, each filtered, sorted and paged by storage.
         total, page = 0, []
@@ -483,17 +568,32 @@ def _search(
             stop = offset + max(0, count - len(page))
             kind_total, records = _search_kind(endpoint, search, offset, stop, base_url)
             total += kind_total
-            page += [endpoint.to_scim(record, base_url) for record in records]
+            page += [(endpoint, record) for record in records]
 
     listing = ListResponse[_union(endpoints)](
         total_results=total,
         start_index=start + 1,
         items_per_page=len(page),
-        resources=page or None,
+        resources=[
+            REPRESENTATIONS.resource(endpoint, record, base_url)
+            for endpoint, record in page
+        ]
+        or None,
     )
-    body = listing.model_dump(
-        scim_ctx=Context.SEARCH_RESPONSE, response_parameters=search
-    )
+    if _projects(search):
+        body = listing.model_dump(
+            scim_ctx=Context.SEARCH_RESPONSE, response_parameters=search
+        )
+    else:
+        # Each resource's JSON is the one a GET of it answers: reuse it.
+        body = listing.model_copy(update={"resources": None}).model_dump(
+            scim_ctx=Context.SEARCH_RESPONSE
+        )
+        if page:
+            body["Resources"] = [
+                REPRESENTATIONS.dump(endpoint, record, base_url)
+                for endpoint, record in page
+            ]
     return ScimResponse(200, body)
 
 
@@ -511,7 +611,7 @@ def _search_kind(
         search,
         start,
         stop,
-        lambda record: endpoint.to_scim(record, base_url),
+        lambda record: REPRESENTATIONS.resource(endpoint, record, base_url),
     )
 
 

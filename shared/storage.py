@@ -11,8 +11,6 @@ folded userName, who belongs to which group), so no call scans or copies the
 whole store. Callers get copies of records, never the stored dicts.
 """
 
-import copy
-import itertools
 import os
 import threading
 import uuid
@@ -55,11 +53,12 @@ class MemoryStorage:
     def reset(self) -> None:
         """Forget everything: for tests, notebooks and demos."""
         with self._lock:
-            # Dicts keep insertion order, which is the stable default order
-            # that makes consecutive pages disjoint (RFC 7644 §3.4.2.4).
             self._records: dict[str, dict[str, dict[str, Any]]] = {
                 kind: {} for kind in KINDS
             }
+            # Ids in creation order: the stable default order that makes
+            # consecutive pages disjoint (RFC 7644 §3.4.2.4), sliced in O(page).
+            self._order: dict[str, list[str]] = {kind: [] for kind in KINDS}
             self._user_names: dict[str, str] = {}  # folded userName -> user id
             # group id -> {member id: {"type": "User" or "Group", "display": ...}}
             self._members: dict[str, dict[str, dict[str, Any]]] = {}
@@ -83,9 +82,12 @@ class MemoryStorage:
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many records of a kind exist, and copies of those in [start:stop)."""
         with self._lock:
-            records = self._records[kind]
-            page = itertools.islice(records.values(), start, stop)
-            return len(records), [self._export(kind, record) for record in page]
+            records, order = self._records[kind], self._order[kind]
+            page = [
+                self._export(kind, records[record_id])
+                for record_id in order[start:stop]
+            ]
+            return len(order), page
 
     def iter_records(self, kind: str, batch: int = 500) -> Iterator[dict[str, Any]]:
         """Every record of a kind, copied a batch at a time, for filters that scan."""
@@ -108,22 +110,28 @@ class MemoryStorage:
         """Filter and sort records as SCIM resources, then page them.
 
         Only a filter on userName eq is answered from an index; anything else
-        reads every record, which is what a real database is for.
+        reads every record (`to_resource` should reuse what it built before),
+        which is what a real database is for. Only the page is copied out.
         """
-        candidates = self._candidates(kind, search)
         matches = [
-            (record, resource)
-            for record in candidates
-            if (resource := to_resource(record)) is not None
+            (view, resource)
+            for view in self._candidates(kind, search)
+            if (resource := to_resource(view)) is not None
             and (search.filter is None or search.filter.match(resource))
         ]
         if search.sort_by is not None:
-            order = {id(resource): record for record, resource in matches}
+            by_resource = {id(resource): view for view, resource in matches}
             ordered = search.sort(resource for _, resource in matches)
-            records = [order[id(resource)] for resource in ordered]
+            views = [by_resource[id(resource)] for resource in ordered]
         else:
-            records = [record for record, _ in matches]
-        return len(records), records[start:stop]
+            views = [view for view, _ in matches]
+        with self._lock:
+            page = [
+                self._export(kind, record)
+                for view in views[start:stop]
+                if (record := self._records[kind].get(view["id"])) is not None
+            ]
+        return len(views), page
 
     def _candidates(self, kind: str, search: SearchRequest) -> Any:
         node = search.filter.ast if search.filter is not None else None
@@ -137,7 +145,23 @@ class MemoryStorage:
         ):
             record = self.find_user_by_user_name(node.value)
             return [record] if record else []
-        return self.iter_records(kind)
+        return self._views(kind)
+
+    def _views(self, kind: str, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every record, with its derived attributes, without copying its data.
+
+        For scans: the lock is held one batch at a time, so writers go on.
+        """
+        with self._lock:
+            ids = list(self._order[kind])
+        for index in range(0, len(ids), batch):
+            with self._lock:
+                views = [
+                    self._derive(kind, record, dict(record))
+                    for record_id in ids[index : index + batch]
+                    if (record := self._records[kind].get(record_id)) is not None
+                ]
+            yield from views
 
     # --8<-- [end:storage-read]
 
@@ -153,7 +177,7 @@ class MemoryStorage:
         """
         with self._lock:
             now = datetime.now(UTC)
-            record = copy.deepcopy(record)
+            record = _copy(record)
             for derived in ("groups", "version", "created", "last_modified"):
                 record.pop(derived, None)
             previous = self._records[kind].get(record["id"]) if "id" in record else None
@@ -171,6 +195,7 @@ class MemoryStorage:
 
             if previous is None:
                 record.update(id=uuid.uuid4().hex, version=1, created=now)
+                self._order[kind].append(record["id"])
             else:
                 record.update(version=previous["version"] + 1)
                 record["created"] = previous["created"]
@@ -198,6 +223,7 @@ class MemoryStorage:
             if expected_version is not None and record["version"] != expected_version:
                 raise PreconditionFailedException()
             del self._records[kind][record_id]
+            self._order[kind].remove(record_id)  # O(n), but deletes are rare
             if kind == USER:
                 self._user_names.pop(fold(record["user_name"]), None)
             else:
@@ -255,7 +281,12 @@ class MemoryStorage:
 
     def _export(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
         """A copy of a stored record, with what the storage derives filled in."""
-        exported = copy.deepcopy(record)
+        return self._derive(kind, record, _copy(record))
+
+    def _derive(
+        self, kind: str, record: dict[str, Any], exported: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Fill in `groups` (users) or `members` (groups) from the indexes."""
         if kind == USER:
             # RFC 7643 §4.1.2: groups is read-only, derived from memberships.
             groups = [
@@ -286,6 +317,15 @@ class MemoryStorage:
         if kind == GROUP:
             for member_id, member in self._members.get(record_id, {}).items():
                 self._touch(member["type"], member_id)
+
+
+def _copy(value: Any) -> Any:
+    """A copy of JSON-like data: dicts and lists copied, leaves are immutable."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
 
 
 def _display(record: dict[str, Any]) -> str | None:
