@@ -20,9 +20,11 @@ SERVERS = {
 }
 
 
-def server_command(framework: str, host: str, port: int, workers: int) -> list[str]:
-    """The command line that serves `framework` on host:port."""
-    target = SERVERS[framework]
+def server_command(
+    framework: str, host: str, port: int, workers: int, target: str | None = None
+) -> list[str]:
+    """The command line that serves `framework` (or another app, `target`)."""
+    target = target or SERVERS[framework]
     if framework == "fastapi":
         return [
             sys.executable, "-m", "uvicorn", target,

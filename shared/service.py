@@ -284,7 +284,9 @@ def _resource_response(
     headers = {"ETag": mapping.make_etag(record)}
     if status == 201:
         headers["Location"] = f"{base_url}/{endpoint.name}/{record['id']}"
-    if ctx == Context.RESOURCE_QUERY_RESPONSE and not _projects(params):
+    if not _projects(params):
+        # A whole resource dumps alike in every response context (a test checks
+        # it), so the JSON kept for reads also answers creations and updates.
         return ScimResponse(
             status, REPRESENTATIONS.dump(endpoint, record, base_url), headers
         )

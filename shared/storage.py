@@ -29,6 +29,8 @@ from scim2_models import UniquenessException
 from scim2_models.path.expressions import CompareOperator
 from scim2_models.path.expressions import Comparison
 
+from shared.compiled_filter import compile_filter
+
 USER = "User"
 GROUP = "Group"
 KINDS = (USER, GROUP)
@@ -113,12 +115,16 @@ class MemoryStorage:
         reads every record (`to_resource` should reuse what it built before),
         which is what a real database is for. Only the page is copied out.
         """
-        matches = [
-            (view, resource)
-            for view in self._candidates(kind, search)
-            if (resource := to_resource(view)) is not None
-            and (search.filter is None or search.filter.match(resource))
-        ]
+        predicate = None
+        matches = []
+        for view in self._candidates(kind, search):
+            resource = to_resource(view)
+            if search.filter is not None:
+                # Compiled once per scan, not resolved again for every record.
+                predicate = predicate or compile_filter(search.filter, type(resource))
+                if not predicate(resource):
+                    continue
+            matches.append((view, resource))
         if search.sort_by is not None:
             by_resource = {id(resource): view for view, resource in matches}
             ordered = search.sort(resource for _, resource in matches)

@@ -193,3 +193,47 @@ def test_passwords_are_hashed_with_a_salt():
     assert first != mapping.hash_password("s3cret")
     assert mapping.check_password("s3cret", first)
     assert not mapping.check_password("wrong", first)
+
+
+def test_a_whole_resource_dumps_alike_in_every_response_context():
+    """What lets the service reuse one cached JSON for reads and writes alike."""
+    import json
+
+    from scim2_models import Context
+
+    base = "http://x/scim/v2"
+    user = service.create_resource(
+        "Users",
+        json.dumps(
+            {
+                "userName": "bjensen",
+                "password": "Secret-1x",
+                "name": {"givenName": "Barbara"},
+                "emails": [{"value": "b@example.com", "primary": True}],
+                "addresses": [{"locality": "Paris"}],
+                mapping.ENTERPRISE: {"department": "R&D"},
+            }
+        ).encode(),
+        {},
+        base,
+    ).body
+    group = service.create_resource(
+        "Groups",
+        json.dumps({"displayName": "G", "members": [{"value": user["id"]}]}).encode(),
+        {},
+        base,
+    ).body
+    contexts = [
+        Context.RESOURCE_QUERY_RESPONSE,
+        Context.RESOURCE_CREATION_RESPONSE,
+        Context.RESOURCE_REPLACEMENT_RESPONSE,
+        Context.RESOURCE_PATCH_RESPONSE,
+        Context.SEARCH_RESPONSE,
+    ]
+    for name, created in (("Users", user), ("Groups", group)):
+        endpoint = service.ENDPOINTS[name]
+        record = storage.get_record(endpoint.kind, created["id"])
+        resource = endpoint.to_scim(record, base)
+        dumps = [resource.model_dump(scim_ctx=context) for context in contexts]
+        assert all(dumped == dumps[0] for dumped in dumps)
+        assert service.REPRESENTATIONS.dump(endpoint, record, base) == dumps[0]

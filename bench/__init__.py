@@ -1,0 +1,1 @@
+"""`make bench`: throughput of the three integrations against scim2-server."""

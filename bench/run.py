@@ -1,0 +1,407 @@
+"""`make bench`: requests per second of each integration, the peer, and a bare app.
+
+Every server runs alone on loopback, one after another, under the server class
+`make serve` uses (gunicorn with threads, or uvicorn). One keep-alive client
+measures each operation for a fixed time, at 1,000 users and then at 100,000
+(seeded through /Bulk). The ratios compare numbers taken in this one run, which
+is the only comparison that means something on a shared machine.
+
+    python -m bench.run [--sizes 1000 100000] [--seconds 1.5] [--out bench-results]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from integrations.serve import server_command
+
+TOKEN = "bench-token"  # noqa: S105 - loopback only, for this run
+FRAMEWORKS = ("flask", "fastapi", "django")
+OPERATIONS = ("post", "get", "filter_eq", "page", "scan", "patch")
+LABELS = {
+    "post": "POST /Users",
+    "get": "GET /Users/{id}",
+    "filter_eq": 'filter userName eq "…"',
+    "page": "page of 10 (startIndex/count)",
+    "scan": 'filter emails.value co "…" (scan)',
+    "patch": "PATCH replace",
+    "bare": "bare JSON endpoint (ceiling)",
+}
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """One server process on loopback, its output in a log file."""
+
+    def __init__(self, name: str, command: list[str], env: dict, log: Path) -> None:
+        self.name = name
+        self.log = log.open("w")
+        self.process = subprocess.Popen(  # noqa: S603 - our own command lines
+            command, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def wait_for(self, port: int) -> None:
+        for _ in range(300):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log.name}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server and its workers, in MB."""
+        total = 0
+        for pid in [self.process.pid, *_descendants(self.process.pid)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        return total / 1024
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
+
+
+def _descendants(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, found):
+            children += [child, *_descendants(child)]
+    return children
+
+
+class Client:
+    """One keep-alive HTTP connection, as a provisioning client holds."""
+
+    def __init__(self, port: int, prefix: str) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.prefix = prefix
+        self.headers = {
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Type": "application/scim+json",
+        }
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        payload = json.dumps(body).encode() if body is not None else None
+        self.connection.request(method, self.prefix + path, payload, self.headers)
+        response = self.connection.getresponse()
+        data = response.read()
+        return response.status, json.loads(data) if data else None
+
+
+def seed(client: Client, start: int, stop: int, batch: int) -> list[str]:
+    """Create users start..stop-1 through /Bulk, and return their ids."""
+    ids = []
+    for first in range(start, stop, batch):
+        operations = [
+            {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": f"u{index}",
+                "data": user_payload(index),
+            }
+            for index in range(first, min(first + batch, stop))
+        ]
+        status, body = client.call(
+            "POST", "/Bulk", {"schemas": [BULK], "Operations": operations}
+        )
+        assert status == 200, (status, body)
+        for operation in body["Operations"]:
+            assert operation["status"] == "201", operation
+            ids.append(operation["location"].rsplit("/", 1)[1])
+    return ids
+
+
+def user_payload(index: int) -> dict[str, Any]:
+    return {
+        "schemas": [USER],
+        "userName": f"user{index:06d}",
+        "displayName": f"User {index}",
+        "name": {"givenName": "Bench", "familyName": f"User{index}"},
+        "emails": [{"value": f"user{index:06d}@example.com", "type": "work"}],
+        "active": True,
+    }
+
+
+def measure(client: Client, operation: str, ids: list[str], size: int, seconds: float):
+    """Requests per second of one operation, run for `seconds` (at least 3 requests)."""
+    rng = random.Random(42)  # noqa: S311 - the same requests for every server
+    counter = [10_000_000 + 100 * size]
+
+    def request() -> None:
+        if operation == "post":
+            counter[0] += 1
+            status, _ = client.call("POST", "/Users", user_payload(counter[0]))
+            expected = 201
+        elif operation == "get":
+            status, _ = client.call("GET", f"/Users/{rng.choice(ids)}")
+            expected = 200
+        elif operation == "filter_eq":
+            name = f"user{rng.randrange(size):06d}"
+            status, body = client.call(
+                "GET", f"/Users?filter=userName%20eq%20%22{name}%22"
+            )
+            assert body["totalResults"] == 1, body
+            expected = 200
+        elif operation == "page":
+            start = rng.randrange(1, size - 10)
+            status, body = client.call("GET", f"/Users?startIndex={start}&count=10")
+            assert len(body["Resources"]) == 10, body
+            expected = 200
+        elif operation == "scan":
+            fragment = f"{rng.randrange(size):06d}@"
+            query = f"filter=emails.value%20co%20%22{fragment}%22&count=10"
+            status, body = client.call("GET", f"/Users?{query}")
+            assert body["totalResults"] >= 1, body
+            expected = 200
+        elif operation == "patch":
+            body = {
+                "schemas": [PATCH_OP],
+                "Operations": [
+                    {
+                        "op": "replace",
+                        "path": "displayName",
+                        "value": f"n{rng.random()}",
+                    }
+                ],
+            }
+            status, _ = client.call("PATCH", f"/Users/{rng.choice(ids)}", body)
+            # RFC 7644 §3.5.2: 200 with the resource, or 204 (scim2-server).
+            expected = status if status in (200, 204) else 200
+        else:
+            status, _ = client.call("GET", "/bare")
+            expected = 200
+        assert status == expected, (operation, status)
+
+    request()  # warm up the connection and the code path
+    done, started = 0, time.perf_counter()
+    while True:
+        request()
+        done += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds and done >= 3:
+            return done / elapsed
+
+
+def bench_scim_server(name, command, env, prefix, sizes, seconds, out) -> dict:
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in command]
+    server = Server(name, command, env, out / f"{name}.log")
+    try:
+        server.wait_for(port)
+        client = Client(port, prefix)
+        _, config = client.call("GET", "/ServiceProviderConfig")
+        batch = min(100, config["bulk"]["maxOperations"])
+        results: dict[str, Any] = {"rates": {}, "rss_mb": {}}
+        ids: list[str] = []
+        for size in sizes:
+            print(f"  {name}: seeding {size} users", flush=True)
+            ids += seed(client, len(ids), size, batch)
+            results["rss_mb"][size] = server.rss_mb()
+            for operation in OPERATIONS:
+                rate = measure(client, operation, ids, size, seconds)
+                results["rates"][f"{operation}@{size}"] = rate
+                print(f"  {name}: {operation}@{size}: {rate:.0f}/s", flush=True)
+        return results
+    finally:
+        server.stop()
+
+
+def bench_bare(framework, env, seconds, out) -> float:
+    port = free_port()
+    target = "bench.apps:app"
+    command = server_command(framework, "127.0.0.1", port, 1, target)
+    server = Server(f"{framework}-bare", command, {**env, "BENCH_APP": framework},
+                    out / f"{framework}-bare.log")  # fmt: skip
+    try:
+        server.wait_for(port)
+        return measure(Client(port, ""), "bare", [], 0, seconds)
+    finally:
+        server.stop()
+
+
+def report(results: dict, sizes: list[int]) -> tuple[str, list[str]]:
+    """The table, and the targets missed."""
+    names = [*FRAMEWORKS, "peer"]
+    header = ["operation", *names, *(f"{f}/peer" for f in FRAMEWORKS),
+              *(f"{f} % ceil" for f in FRAMEWORKS)]  # fmt: skip
+    rows = []
+    for size in sizes:
+        for operation in OPERATIONS:
+            key = f"{operation}@{size}"
+            rates = [results[name]["rates"][key] for name in names]
+            peer = rates[-1]
+            row = [f"{LABELS[operation]} @ {size:,}", *(f"{r:,.1f}" for r in rates)]
+            row += [f"{r / peer:.2f}x" for r in rates[:3]]
+            row += [
+                f"{100 * r / results[f]['ceiling']:.0f}%"
+                for f, r in zip(FRAMEWORKS, rates[:3], strict=True)
+            ]
+            rows.append(row)
+    ceiling = [
+        LABELS["bare"],
+        *(f"{results[f]['ceiling']:,.1f}" for f in FRAMEWORKS),
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+    ]
+    rows.append(ceiling)
+    big, small = max(sizes), min(sizes)
+    rows.append(
+        [
+            f"RSS MB at {big:,} users",
+            *(f"{results[n]['rss_mb'][big]:.0f}" for n in names),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
+    widths = [
+        max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))
+    ]
+    lines = [
+        "  ".join(
+            str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)
+        )
+        for line in [header, *rows]
+    ]
+
+    missed = []
+    for framework in FRAMEWORKS:
+        rates = results[framework]["rates"]
+        peer = results["peer"]["rates"]
+        for key, rate in rates.items():
+            if rate < 1.2 * peer[key]:
+                missed.append(
+                    f"{framework} {key}: {rate / peer[key]:.2f}x the peer (< 1.2x)"
+                )
+        page = f"page@{big}"
+        if rates[page] < 50 * peer[page]:
+            missed.append(
+                f"{framework} {page}: {rates[page] / peer[page]:.1f}x the peer (< 50x)"
+            )
+        for operation in OPERATIONS:
+            if operation == "scan" or big == small:
+                continue
+            ratio = rates[f"{operation}@{big}"] / rates[f"{operation}@{small}"]
+            if ratio < 0.8:
+                missed.append(
+                    f"{framework} {operation}: {ratio:.2f}x at {big:,} vs {small:,}"
+                    " (< 0.8)"
+                )
+        for size in sizes:
+            share = rates[f"get@{size}"] / results[framework]["ceiling"]
+            if share < 0.6:
+                missed.append(
+                    f"{framework} get@{size}: {share:.0%} of the ceiling (< 60%)"
+                )
+    return "\n".join(lines), missed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    args = parser.parse_args()
+    args.out.mkdir(exist_ok=True)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SCIM_DATABASE_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    env.update(SCIM_TOKEN=TOKEN, SCIM_DEMO_DATA="0")
+    results: dict[str, Any] = {}
+    for framework in FRAMEWORKS:
+        print(f"{framework}: make serve", flush=True)
+        command = [
+            "make",
+            "--no-print-directory",
+            "serve",
+            f"FRAMEWORK={framework}",
+            "PORT={port}",
+        ]
+        results[framework] = bench_scim_server(
+            framework, command, env, "/scim/v2", args.sizes, args.seconds, args.out
+        )
+        results[framework]["ceiling"] = bench_bare(
+            framework, env, args.seconds, args.out
+        )
+        print(
+            f"  {framework}: bare endpoint: {results[framework]['ceiling']:.0f}/s",
+            flush=True,
+        )
+    print("peer: scim2-server under gunicorn", flush=True)
+    command = server_command("flask", "127.0.0.1", 0, 1, "bench.apps:app")
+    command = [part.replace("127.0.0.1:0", "127.0.0.1:{port}") for part in command]
+    results["peer"] = bench_scim_server(
+        "peer",
+        command,
+        {**env, "BENCH_APP": "peer"},
+        "/v2",
+        args.sizes,
+        args.seconds,
+        args.out,
+    )
+
+    table, missed = report(results, args.sizes)
+    print()
+    print(table)
+    print()
+    print(
+        "Targets: all met."
+        if not missed
+        else "Targets missed:\n  " + "\n  ".join(missed)
+    )
+    (args.out / "bench.json").write_text(
+        json.dumps(
+            {"sizes": args.sizes, "results": results, "missed": missed}, indent=2
+        )
+    )
+    print(f"\nWritten to {args.out / 'bench.json'}")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
