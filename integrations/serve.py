@@ -39,16 +39,30 @@ def server_command(
     ]  # fmt: skip
 
 
-def prepare_database() -> None:
+def prepare_database(framework: str) -> None:
     """Create the tables and load the demo data once, before any worker starts.
 
-    Workers then find both in place, instead of racing to create them.
+    Workers then find both in place, instead of racing to create them. The
+    Django ORM recipe (SCIM_DJANGO_ORM=1) gets its migrations applied.
     """
     from shared import demo
-    from shared import storage  # opening the SCIM_DATABASE_URL backend creates tables
+    from shared import storage
 
-    demo.load_if_enabled()
-    storage.backend().engine.dispose()
+    if framework == "django" and os.environ.get("SCIM_DJANGO_ORM") == "1":
+        import django
+        from django.core.management import call_command
+        from django.db import connections
+
+        os.environ.setdefault(
+            "DJANGO_SETTINGS_MODULE", "integrations.django_app.settings"
+        )
+        django.setup()  # its AppConfig switches the storage to the ORM
+        call_command("migrate", verbosity=0)
+        demo.load_if_enabled()
+        connections.close_all()
+    else:
+        demo.load_if_enabled()  # opening the SQL backend creates its tables
+        storage.backend().engine.dispose()
     os.environ["SCIM_DEMO_DATA"] = "0"
 
 
@@ -66,8 +80,8 @@ def main() -> None:
             "the in-memory storage lives in one process: use --workers 1, "
             "or set SCIM_DATABASE_URL to a shared database"
         )
-    if database_url:
-        prepare_database()
+    if database_url or os.environ.get("SCIM_DJANGO_ORM") == "1":
+        prepare_database(args.framework)
     token = os.environ.get("SCIM_TOKEN")
     if not token:
         token = secrets.token_urlsafe(32)

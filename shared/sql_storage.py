@@ -72,6 +72,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from shared.discovery import UserResource
 from shared.storage import GROUP
 from shared.storage import USER
+from shared.storage import display_of
 from shared.storage import fold
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -203,12 +204,12 @@ def _retry_on_deadlock(write: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(write)
     def retrying(*args: Any, **kwargs: Any) -> Any:
-        for attempt in range(_DEADLOCK_ATTEMPTS):
+        for attempt in range(DEADLOCK_ATTEMPTS):
             try:
                 return write(*args, **kwargs)
             except OperationalError as exc:
                 state = getattr(exc.orig, "sqlstate", None)
-                if state not in _RETRYABLE or attempt == _DEADLOCK_ATTEMPTS - 1:
+                if state not in RETRYABLE_SQLSTATES or attempt == DEADLOCK_ATTEMPTS - 1:
                     raise
                 time.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")
@@ -216,8 +217,8 @@ def _retry_on_deadlock(write: Callable[..., Any]) -> Callable[..., Any]:
     return retrying
 
 
-_RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
-_DEADLOCK_ATTEMPTS = 5
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+DEADLOCK_ATTEMPTS = 5
 
 
 class SqlStorage:
@@ -324,9 +325,7 @@ class SqlStorage:
                     guard &= table.c.version == expected_version
                 values = {**self._row(kind, record), "last_modified": now}
                 previous = conn.execute(
-                    select(table.c.version, table.c.display_name).where(
-                        table.c.id == record_id
-                    )
+                    select(table).where(table.c.id == record_id)
                 ).first()
                 if previous is None:
                     raise NotFoundException(detail=f"{kind} {record_id} not found")
@@ -339,7 +338,7 @@ class SqlStorage:
                 ).rowcount
                 if not changed:
                     raise PreconditionFailedException()
-                if previous.display_name != values["display_name"]:
+                if display_of(previous._mapping) != display_of(values):
                     self._touch_related(conn, kind, record_id)
             else:
                 record_id = uuid.uuid4().hex
@@ -368,22 +367,6 @@ class SqlStorage:
             guard = table.c.id == record_id
             if expected_version is not None:
                 guard &= table.c.version == expected_version
-            # Lock the groups it belongs to before the record itself: writers
-            # always lock groups, then their members, so they cannot deadlock.
-            group_ids = list(
-                conn.execute(
-                    select(groups.c.id)
-                    .where(
-                        groups.c.id.in_(
-                            select(memberships.c.group_id).where(
-                                memberships.c.member_id == record_id
-                            )
-                        )
-                    )
-                    .order_by(groups.c.id)
-                    .with_for_update()
-                ).scalars()
-            )
             if kind == GROUP:
                 self._write_members(conn, record_id, [])
             if not conn.execute(delete(table).where(guard)).rowcount:
@@ -391,11 +374,15 @@ class SqlStorage:
                 if found.first() is None:
                     raise NotFoundException(detail=f"{kind} {record_id} not found")
                 raise PreconditionFailedException()
-            # Referential integrity: a deleted resource is nobody's member.
-            conn.execute(
-                delete(memberships).where(memberships.c.member_id == record_id)
-            )
-            self._touch(conn, GROUP, group_ids)
+            # Referential integrity: a deleted resource is nobody's member. The
+            # memberships are read once the record's row is locked by the DELETE,
+            # so one added meanwhile is removed too, and its group moves on.
+            group_ids = conn.execute(
+                delete(memberships)
+                .where(memberships.c.member_id == record_id)
+                .returning(memberships.c.group_id)
+            ).scalars()
+            self._touch(conn, GROUP, sorted(group_ids))
 
     # --8<-- [end:sql-write]
 
@@ -411,7 +398,7 @@ class SqlStorage:
                 "external_id": record["external_id"],
                 "extra": record["extra"],
             }
-        columns = {name: record.get(name) for name in _USER_FIELDS}
+        columns = {name: record.get(name) for name in USER_RECORD_FIELDS}
         columns["user_name_key"] = fold(record["user_name"])
         columns["extra"] = record["extra"]
         return columns
@@ -542,7 +529,7 @@ class SqlStorage:
                 .order_by(groups.c.display_name, groups.c.id)
             ).all()
             for row in rows:
-                record = {name: getattr(row, name) for name in _USER_FIELDS}
+                record = {name: getattr(row, name) for name in USER_RECORD_FIELDS}
                 record.update(
                     id=row.id,
                     version=row.version,
@@ -557,8 +544,8 @@ class SqlStorage:
                         if g.member_id == row.id
                     ],
                 )
-                if row.password_hash:
-                    record["password_hash"] = row.password_hash
+                if not row.password_hash:
+                    del record["password_hash"]
                 records.append(record)
             return records
         member_rows = conn.execute(
@@ -601,7 +588,7 @@ class SqlStorage:
         return records
 
 
-_USER_FIELDS = (
+USER_RECORD_FIELDS = (
     "user_name",
     "external_id",
     "display_name",
@@ -827,7 +814,7 @@ class SqlFilter(FilterVisitor[ColumnElement]):
             raise InvalidFilterException(
                 detail=f"Filtering on {binding.urn} is not supported in SQL"
             )
-        path = _json_path(binding)
+        path = json_path(binding)
         element = self.table.c.extra[path]
         if binding.target_type is bool:
             return element.as_boolean()
@@ -846,7 +833,9 @@ class _ChildFilter(SqlFilter):
         return AttrPath(self.head.attr, attr_path.attr, self.head.uri)
 
     def visit_present(self, node: Present) -> ColumnElement:
-        column = self._child_column(self.child_table, _sub(node.attr_path))
+        column = self._child_column(
+            self.child_table, sub_attribute_name(node.attr_path)
+        )
         return _present(column)
 
     def visit_comparison(self, node: Comparison) -> ColumnElement:
@@ -854,14 +843,16 @@ class _ChildFilter(SqlFilter):
         if binding is None:
             return false()
         expected = coerce_value(binding, node.value, node.op)
-        column = self._child_column(self.child_table, _sub(node.attr_path))
+        column = self._child_column(
+            self.child_table, sub_attribute_name(node.attr_path)
+        )
         return self._compare(column, node.op, expected, binding)
 
     def visit_value_path(self, node: ValuePath) -> ColumnElement:
         return false()  # nested value paths are not SCIM (RFC 7644 errata 7122)
 
 
-def _sub(attr_path: AttrPath) -> str:
+def sub_attribute_name(attr_path: AttrPath) -> str:
     """The Python name of a sub-attribute written in a value filter."""
     return {"$ref": "ref"}.get(attr_path.attr, attr_path.attr.lower())
 
@@ -890,10 +881,18 @@ def _compare(
         if op == CompareOperator.eq:
             return column.is_(None)
         return column.is_not(None) if op == CompareOperator.ne else false()
-    if op == CompareOperator.eq:
-        return column == expected
     if op == CompareOperator.ne:
         return or_(column.is_(None), column != expected)
+    # SQL compares NULL to "unknown", and NOT (unknown) drops the row where
+    # ScimFilter.match says `not (title eq "x")` holds: make it plainly false.
+    return and_(column.is_not(None), _holds(column, op, expected, dialect))
+
+
+def _holds(
+    column: ColumnElement, op: CompareOperator, expected: Any, dialect: str
+) -> ColumnElement:
+    if op == CompareOperator.eq:
+        return column == expected
     if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
         if not isinstance(expected, str):
             return false()
@@ -917,7 +916,7 @@ def _codepoint_order(column: ColumnElement, dialect: str) -> ColumnElement:
     return column.collate("C") if dialect == "postgresql" else column
 
 
-def _json_path(binding: AttributeBinding) -> tuple[str, ...]:
+def json_path(binding: AttributeBinding) -> tuple[str, ...]:
     """The keys leading to an attribute inside `extra`, in SCIM spelling."""
     model = binding.model
     path: tuple[str, ...] = (model._scim_name(binding.field_name),)
@@ -945,6 +944,8 @@ def _sort_key(kind: str, binding: AttributeBinding, dialect: str) -> ColumnEleme
         raise InvalidFilterException(detail="Sorting on members is not supported")
     else:
         key = sql_filter._column(binding)
-    if isinstance(key.type, String) and not binding.case_exact:
+    if not isinstance(key.type, String):
+        return key  # COLLATE only applies to strings: PostgreSQL refuses it elsewhere
+    if not binding.case_exact:
         key = func.lower(key)
     return _codepoint_order(key, dialect)

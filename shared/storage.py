@@ -214,7 +214,7 @@ class MemoryStorage:
             else:
                 self._set_members(record["id"], record.pop("members"))
             self._records[kind][record["id"]] = record
-            if previous is not None and _display(previous) != _display(record):
+            if previous is not None and display_of(previous) != display_of(record):
                 self._touch_related(kind, record["id"])
             return self._export(kind, record)
 
@@ -310,7 +310,7 @@ class MemoryStorage:
                     "value": mid,
                     "type": member["type"],
                     "display": member["display"]
-                    or _display(self._records[member["type"]][mid]),
+                    or display_of(self._records[member["type"]][mid]),
                 }
                 for mid, member in self._members.get(record["id"], {}).items()
             ]
@@ -334,7 +334,7 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _display(record: dict[str, Any]) -> str | None:
+def display_of(record: Any) -> str | None:
     """The name a group shows for a member, and a user for a group."""
     return record["display_name"] or record.get("user_name")
 
@@ -349,36 +349,45 @@ def open_storage(url: str | None) -> Any:
     return SqlStorage(url)
 
 
-_backend = open_storage(os.environ.get("SCIM_DATABASE_URL"))
+_backend: Any = None
+_opening = threading.Lock()
 
 
-def use(backend: Any) -> None:
-    """Serve from another backend from now on (tests and notebooks switch)."""
+def use(chosen: Any) -> None:
+    """Serve from another backend from now on (tests, notebooks, the ORM recipe)."""
     global _backend
-    _backend = backend
+    _backend = chosen
 
 
 def backend() -> Any:
-    """The backend the functions below act on."""
+    """The backend the functions below act on: SCIM_DATABASE_URL's, at first use.
+
+    Opening late lets the Django ORM recipe install its backend first.
+    """
+    global _backend
+    if _backend is None:
+        with _opening:
+            if _backend is None:
+                _backend = open_storage(os.environ.get("SCIM_DATABASE_URL"))
     return _backend
 
 
 def get_record(kind: str, record_id: str) -> dict[str, Any] | None:
-    return _backend.get_record(kind, record_id)
+    return backend().get_record(kind, record_id)
 
 
 def find_user_by_user_name(user_name: str) -> dict[str, Any] | None:
-    return _backend.find_user_by_user_name(user_name)
+    return backend().find_user_by_user_name(user_name)
 
 
 def list_records(
     kind: str, start: int = 0, stop: int | None = None
 ) -> tuple[int, list[dict[str, Any]]]:
-    return _backend.list_records(kind, start, stop)
+    return backend().list_records(kind, start, stop)
 
 
 def iter_records(kind: str, batch: int = 500) -> Iterator[dict[str, Any]]:
-    return _backend.iter_records(kind, batch)
+    return backend().iter_records(kind, batch)
 
 
 def search_records(
@@ -388,23 +397,23 @@ def search_records(
     stop: int | None,
     to_resource: Callable[[dict[str, Any]], Any],
 ) -> tuple[int, list[dict[str, Any]]]:
-    return _backend.search_records(kind, search, start, stop, to_resource)
+    return backend().search_records(kind, search, start, stop, to_resource)
 
 
 def save_record(
     kind: str, record: dict[str, Any], expected_version: int | None = None
 ) -> dict[str, Any]:
-    return _backend.save_record(kind, record, expected_version)
+    return backend().save_record(kind, record, expected_version)
 
 
 def delete_record(
     kind: str, record_id: str, expected_version: int | None = None
 ) -> None:
-    _backend.delete_record(kind, record_id, expected_version)
+    backend().delete_record(kind, record_id, expected_version)
 
 
 def reset() -> None:
-    _backend.reset()
+    backend().reset()
 
 
 # --8<-- [end:backend]

@@ -2,8 +2,10 @@
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,7 +13,8 @@ import pytest
 
 TOKEN = "test-token"
 os.environ["SCIM_TOKEN"] = TOKEN
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integrations.django_app.settings")
+# The app's settings, plus the ORM recipe's app and throwaway test databases.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_orm_settings")
 
 import django  # noqa: E402
 
@@ -140,10 +143,30 @@ def make_app(framework: str) -> Any:
     return get_wsgi_application()
 
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "django-sqlite"]
 POSTGRES_URL = os.environ.get("SCIM_TEST_POSTGRES_URL")
 if POSTGRES_URL:
-    BACKENDS.append("postgres")
+    BACKENDS += ["postgres", "django-postgres"]
+# The Django ORM backend (integrations/django_app/orm_storage.py): the
+# DATABASES alias of each, in tests/django_orm_settings.py.
+DJANGO_DATABASES = {"django-sqlite": "default", "django-postgres": "postgres"}
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """The Django ORM backend serves the Django integration only."""
+    kept, dropped = [], []
+    for item in items:
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        other_framework = params.get("framework", "django") != "django"
+        if params.get("backend") in DJANGO_DATABASES and other_framework:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)
@@ -178,15 +201,65 @@ def postgres_storage(worker_id: str) -> Iterator[Any]:
     backend.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def django_databases() -> Iterator[None]:
+    """Migrate the Django test databases once; remove the SQLite file at the end."""
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connections
+
+    for alias in settings.DATABASES:
+        if connections[alias].vendor == "postgresql":
+            schema = settings.SCIM_TEST_POSTGRES_SCHEMA
+            with connections[alias].cursor() as cursor:
+                cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        call_command("migrate", database=alias, verbosity=0)
+    yield
+    connections.close_all()
+    sqlite_file = settings.DATABASES["default"]["NAME"]
+    for suffix in ("", "-wal", "-shm"):
+        Path(sqlite_file + suffix).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def thread_connections_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Close the connections Django opens in the threads a test starts, as they end.
+
+    Django closes a connection when a request finishes, but neither its test
+    client nor a direct storage call does: psycopg would warn, at garbage
+    collection, about a connection left open.
+    """
+    from django.db import connections
+
+    run = threading.Thread.run
+
+    def run_then_close(thread: threading.Thread) -> None:
+        try:
+            run(thread)
+        finally:
+            connections.close_all()
+
+    monkeypatch.setattr(threading.Thread, "run", run_then_close)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """Run the test on each storage backend: memory, SQLite, PostgreSQL if set."""
+    """Run the test on each storage backend: memory, SQLite, PostgreSQL if set.
+
+    The Django integration also runs on the Django ORM, on the same databases.
+    """
     from shared.sql_storage import SqlStorage
 
     if request.param == "memory":
         chosen = storage.MemoryStorage()
     elif request.param == "sqlite":
         chosen = SqlStorage(f"sqlite:///{tmp_path}/scim.sqlite3")
+    elif request.param in DJANGO_DATABASES:
+        from integrations.django_app.orm_storage import DjangoOrmStorage
+
+        request.getfixturevalue("django_databases")
+        request.getfixturevalue("thread_connections_closed")
+        chosen = DjangoOrmStorage(using=DJANGO_DATABASES[request.param])
     else:
         chosen = request.getfixturevalue("postgres_storage")
     chosen.reset()

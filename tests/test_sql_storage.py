@@ -7,6 +7,8 @@ from datetime import UTC
 from datetime import datetime
 
 import pytest
+from conftest import POSTGRES_URL
+from conftest import postgres_url
 from scim2_models import PreconditionFailedException
 from scim2_models import ScimFilter
 from scim2_models import SearchRequest
@@ -29,6 +31,18 @@ def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path}/scim.sqlite3"
 
 
+@pytest.fixture(params=["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"])
+def sql(request, tmp_path, worker_id):
+    """An empty SqlStorage on SQLite, and on PostgreSQL when one is configured."""
+    if request.param == "sqlite":
+        backend = SqlStorage(f"sqlite:///{tmp_path}/scim.sqlite3")
+    else:
+        backend = SqlStorage(postgres_url(f"scim_parity_{worker_id}"))
+        backend.reset()
+    yield backend
+    backend.engine.dispose()
+
+
 def sample_users():
     titles = ["Engineer", "engineer", "Manager", None, "Zoologist", "Éditeur"]
     for index in range(24):
@@ -44,6 +58,7 @@ def sample_users():
         if index % 2:
             payload["emails"] = [
                 {"value": f"u{index}@work.example.com", "type": "work"},
+                {"value": f"u{index}@other.example.net"},
                 {
                     "value": f"u{index}@home.example.org",
                     "type": "home",
@@ -70,6 +85,11 @@ FILTERS = [
     'title ne "Engineer"',
     'title gt "m"',
     "not (title pr)",
+    "not (active eq true)",
+    'not (title co "ngi")',
+    'not (nickName eq "bob")',
+    'not (emails.type eq "home")',
+    'not (name.givenName gt "b")',
     "active eq true",
     "active eq false",
     "active ne true",
@@ -105,8 +125,7 @@ def load(backend, payloads):
 
 
 @pytest.mark.parametrize("filter_", FILTERS)
-def test_sql_filters_give_what_scim_filter_match_gives(sqlite_url, filter_):
-    sql = SqlStorage(sqlite_url)
+def test_sql_filters_give_what_scim_filter_match_gives(sql, filter_):
     memory = storage.MemoryStorage()
     load(sql, sample_users())
     load(memory, sample_users())
@@ -125,13 +144,14 @@ def test_sql_filters_give_what_scim_filter_match_gives(sqlite_url, filter_):
     assert [record["user_name"] for record in in_sql] == expected
     assert [record["user_name"] for record in in_memory] == expected
     assert total == len(expected)
-    sql.engine.dispose()
 
 
-@pytest.mark.parametrize("sort_by", ["userName", "title", "emails", "name.givenName"])
+@pytest.mark.parametrize(
+    "sort_by",
+    ["userName", "title", "emails", "name.givenName", "active", "meta.created"],
+)
 @pytest.mark.parametrize("order", ["ascending", "descending"])
-def test_sql_sorting_matches_memory(sqlite_url, sort_by, order):
-    sql = SqlStorage(sqlite_url)
+def test_sql_sorting_matches_memory(sql, sort_by, order):
     memory = storage.MemoryStorage()
     load(sql, sample_users())
     load(memory, sample_users())
@@ -143,7 +163,6 @@ def test_sql_sorting_matches_memory(sqlite_url, sort_by, order):
     _, in_memory = memory.search_records(storage.USER, search, 0, None, to_resource)
     _, in_sql = sql.search_records(storage.USER, search, 0, None, to_resource)
     assert [r["user_name"] for r in in_sql] == [r["user_name"] for r in in_memory]
-    sql.engine.dispose()
 
 
 def test_a_restart_keeps_the_data(sqlite_url):

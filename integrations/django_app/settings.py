@@ -1,10 +1,11 @@
-"""Django settings for the SCIM server: a plain project with no database yet."""
+"""Django settings for the SCIM server, and for its Django ORM recipe."""
 
 import os
 import secrets
 
 from django.core.exceptions import ImproperlyConfigured
 
+from integrations.django_app.databases import database_from_url
 from shared import discovery
 
 
@@ -20,11 +21,16 @@ ALLOWED_HOSTS = os.environ.get(
     "DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver"
 ).split(",")
 
-INSTALLED_APPS: list[str] = []
+# The ORM recipe's models and migrations; with SCIM_DJANGO_ORM=1 the app also
+# serves SCIM from them (integrations/django_app/apps.py).
+INSTALLED_APPS = ["integrations.django_app"]
 MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
 ROOT_URLCONF = "integrations.django_app.urls"
 WSGI_APPLICATION = "integrations.django_app.wsgi.application"
-DATABASES: dict[str, dict[str, str]] = {}
+# Used by the ORM recipe only: SCIM_DATABASE_URL, the URL SqlStorage reads, or
+# else scim.sqlite3 in the working directory. Create the tables with
+# `python -m django migrate`.
+DATABASES = {"default": database_from_url(os.environ.get("SCIM_DATABASE_URL"))}
 USE_TZ = True
 # /Users/{id} must not be redirected to /Users/{id}/.
 APPEND_SLASH = False

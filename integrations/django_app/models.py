@@ -1,0 +1,112 @@
+"""The tables of the Django ORM recipe, shaped like those of shared/sql_storage.py.
+
+A user row holds the attributes the application acts on and an `extra` JSON
+for the rest; emails and phone numbers are child rows; a group's members are
+rows of their own, so adding a member inserts one row. The tables are prefixed
+`django_scim_`, so SqlStorage's `scim_` tables can live in the same database.
+Strings are nullable because SCIM tells a missing value from an empty one (`pr`).
+"""
+
+from django.db import models
+
+# --8<-- [start:django-models]
+
+
+class ScimUser(models.Model):
+    # `seq` orders records by creation: the stable default order of pages.
+    seq = models.BigAutoField(primary_key=True)
+    # The SCIM id. Django keeps the field name `id` for primary keys.
+    scim_id = models.CharField(max_length=32, unique=True)
+    version = models.PositiveIntegerField()
+    created = models.DateTimeField()
+    last_modified = models.DateTimeField()
+    user_name = models.TextField()
+    # userName is caseExact false: uniqueness is enforced on the folded form.
+    user_name_key = models.TextField(unique=True)
+    external_id = models.TextField(null=True)
+    display_name = models.TextField(null=True)
+    given_name = models.TextField(null=True)
+    family_name = models.TextField(null=True)
+    active = models.BooleanField(null=True)
+    title = models.TextField(null=True)
+    department = models.TextField(null=True)
+    employee_number = models.TextField(null=True)
+    manager_id = models.TextField(null=True)  # whatever value the client sent
+    password_hash = models.TextField(null=True)
+    extra = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "django_scim_users"
+
+
+class MultiValuedEntry(models.Model):
+    """One value of a multi-valued attribute of users (RFC 7643 §2.4)."""
+
+    position = models.PositiveIntegerField()
+    value = models.TextField(null=True, db_index=True)
+    type = models.TextField(null=True)
+    primary = models.BooleanField(null=True)
+    display = models.TextField(null=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "position"], name="%(app_label)s_%(class)s_position"
+            )
+        ]
+
+
+class UserEmail(MultiValuedEntry):
+    user = models.ForeignKey(
+        ScimUser, models.CASCADE, to_field="scim_id", related_name="emails"
+    )
+
+    class Meta(MultiValuedEntry.Meta):
+        db_table = "django_scim_user_emails"
+
+
+class UserPhoneNumber(MultiValuedEntry):
+    user = models.ForeignKey(
+        ScimUser, models.CASCADE, to_field="scim_id", related_name="phone_numbers"
+    )
+
+    class Meta(MultiValuedEntry.Meta):
+        db_table = "django_scim_user_phone_numbers"
+
+
+class ScimGroup(models.Model):
+    seq = models.BigAutoField(primary_key=True)
+    scim_id = models.CharField(max_length=32, unique=True)
+    version = models.PositiveIntegerField()
+    created = models.DateTimeField()
+    last_modified = models.DateTimeField()
+    display_name = models.TextField()
+    external_id = models.TextField(null=True)
+    extra = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "django_scim_groups"
+
+
+class Membership(models.Model):
+    group = models.ForeignKey(
+        ScimGroup, models.CASCADE, to_field="scim_id", related_name="memberships"
+    )
+    # A member is a user or a group, so there is no foreign key to one table.
+    member_id = models.CharField(max_length=32, db_index=True)
+    member_type = models.CharField(max_length=5)  # "User" or "Group"
+    display = models.TextField(null=True)  # only the one a client gave
+
+    class Meta:
+        db_table = "django_scim_memberships"
+        ordering = ["id"]  # the order members joined in
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "member_id"], name="scim_membership_unique"
+            )
+        ]
+
+
+# --8<-- [end:django-models]
