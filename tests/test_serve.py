@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -54,6 +56,9 @@ def server(framework):
         assert line, f"server exited early:\n{banner}"
         banner += line
     token = re.search(r"Bearer ([\w-]+)", banner).group(1)
+    # Keep reading the access log, or the pipe fills and the server blocks.
+    drain = threading.Thread(target=process.stdout.read, daemon=True)
+    drain.start()
     url = f"http://127.0.0.1:{port}/scim/v2"
     for _ in range(100):
         try:
@@ -64,6 +69,7 @@ def server(framework):
     yield url, token
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     assert process.wait(timeout=15) == 0
+    drain.join(timeout=5)
     process.stdout.close()
 
 
@@ -89,18 +95,39 @@ def test_served_app_answers_like_the_in_process_one(server):
     assert body["Resources"][0]["displayName"] == "Engineering"
 
 
+def test_scim2_tester_passes_against_the_served_app(server):
+    """The live check the docs show, run against the real server."""
+    url, token = server
+    checked = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "integrations.check_live", url],
+        env={**os.environ, "SCIM_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    passed, total = re.search(r"(\d+)/(\d+) checks passed", checked.stdout).groups()
+    assert passed == total
+    assert int(total) >= 135
+
+
 def start(framework, port, env, workers=1):
+    # The access log goes to a file: a pipe nobody reads would fill and block.
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop()
     process = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "integrations.serve", "--framework", framework,
          "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    process.log = log
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return process
         except OSError:
-            assert process.poll() is None, process.stdout.read()
+            if process.poll() is not None:
+                log.seek(0)
+                raise AssertionError(log.read()) from None
             time.sleep(0.1)
     raise AssertionError("the server did not start")
 
@@ -108,7 +135,7 @@ def start(framework, port, env, workers=1):
 def stop(process):
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=20) == 0
-    process.stdout.close()
+    process.log.close()
 
 
 DATABASES = ["sqlite"] + (
