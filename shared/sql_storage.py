@@ -15,7 +15,6 @@ import functools
 import time
 import uuid
 from collections.abc import Callable
-from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -262,16 +261,6 @@ class SqlStorage:
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(table)).scalar_one()
             return total, self._records(conn, kind, conn.execute(query).all())
-
-    def iter_records(self, kind: str, batch: int = 500) -> Iterator[dict[str, Any]]:
-        """Every record of a kind, a batch at a time."""
-        start = 0
-        while True:
-            _, page = self.list_records(kind, start, start + batch)
-            yield from page
-            if len(page) < batch:
-                return
-            start += batch
 
     def search_records(
         self,

@@ -91,16 +91,6 @@ class MemoryStorage:
             ]
             return len(order), page
 
-    def iter_records(self, kind: str, batch: int = 500) -> Iterator[dict[str, Any]]:
-        """Every record of a kind, copied a batch at a time, for filters that scan."""
-        start = 0
-        while True:
-            _, page = self.list_records(kind, start, start + batch)
-            yield from page
-            if len(page) < batch:
-                return
-            start += batch
-
     def search_records(
         self,
         kind: str,
@@ -387,7 +377,14 @@ def list_records(
 
 
 def iter_records(kind: str, batch: int = 500) -> Iterator[dict[str, Any]]:
-    return backend().iter_records(kind, batch)
+    """Every record of a kind, read a page at a time (exports, migrations)."""
+    start = 0
+    while True:
+        _, page = list_records(kind, start, start + batch)
+        yield from page
+        if len(page) < batch:
+            return
+        start += batch
 
 
 def search_records(

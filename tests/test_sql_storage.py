@@ -138,7 +138,7 @@ def test_sql_filters_give_what_scim_filter_match_gives(sql, filter_):
     total, in_sql = sql.search_records(storage.USER, search, 0, None, to_resource)
     expected = [
         record["user_name"]
-        for record in sql.iter_records(storage.USER)
+        for record in sql.list_records(storage.USER)[1]
         if ScimFilter[UserResource](filter_).match(to_resource(record))
     ]
     assert [record["user_name"] for record in in_sql] == expected

@@ -20,7 +20,6 @@ import operator
 import time
 import uuid
 from collections.abc import Callable
-from collections.abc import Iterator
 from datetime import datetime
 from inspect import isclass
 from typing import Any
@@ -174,16 +173,6 @@ class DjangoOrmStorage:
         """How many records of a kind exist, and those in [start:stop)."""
         rows = self._objects(MODELS[kind]).order_by("seq")
         return rows.count(), self._records(kind, _page(rows, start, stop))
-
-    def iter_records(self, kind: str, batch: int = 500) -> Iterator[dict[str, Any]]:
-        """Every record of a kind, a batch at a time."""
-        start = 0
-        while True:
-            _, page = self.list_records(kind, start, start + batch)
-            yield from page
-            if len(page) < batch:
-                return
-            start += batch
 
     def search_records(
         self,
