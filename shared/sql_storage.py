@@ -80,15 +80,23 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 # --8<-- [start:sql-tables]
 metadata = MetaData()
 
+
+def _resource_columns() -> list[Column]:
+    """What every resource row has: its order, id, version and timestamps."""
+    return [
+        # `seq` orders records by creation: the stable default order of pages.
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("id", String(32), nullable=False, unique=True),
+        Column("version", Integer, nullable=False),
+        Column("created", DateTime, nullable=False),
+        Column("last_modified", DateTime, nullable=False),
+    ]
+
+
 users = Table(
     "scim_users",
     metadata,
-    # `seq` orders records by creation: the stable default order of pages.
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("id", String(32), nullable=False, unique=True),
-    Column("version", Integer, nullable=False),
-    Column("created", DateTime, nullable=False),
-    Column("last_modified", DateTime, nullable=False),
+    *_resource_columns(),
     Column("user_name", String, nullable=False),
     # userName is caseExact false: uniqueness is enforced on the folded form.
     Column("user_name_key", String, nullable=False, unique=True),
@@ -131,11 +139,7 @@ phone_numbers = _multi_valued_table("scim_user_phone_numbers")
 groups = Table(
     "scim_groups",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("id", String(32), nullable=False, unique=True),
-    Column("version", Integer, nullable=False),
-    Column("created", DateTime, nullable=False),
-    Column("last_modified", DateTime, nullable=False),
+    *_resource_columns(),
     Column("display_name", String, nullable=False),
     Column("external_id", String),
     Column("extra", Json, nullable=False),
