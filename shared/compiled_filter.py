@@ -31,6 +31,8 @@ from scim2_models.path.resolution import coerce_value
 from scim2_models.path.visitor import _compare
 from scim2_models.path.visitor import _Evaluator
 from scim2_models.path.visitor import _is_present
+from scim2_models.policy import _effective_policy
+from scim2_models.resources.resource import Extension
 
 Predicate = Callable[[Any], bool]
 
@@ -65,6 +67,9 @@ class _Compiler(FilterVisitor[Predicate]):
         _validate_operator(resolved, node.op)
         expected = coerce_value(resolved, node.value, node.op)
         read, op = _reader(resolved), node.op
+        test = _STRING_TESTS.get(op)
+        if test is not None and isinstance(expected, str):
+            return _string_test(read, resolved, expected, test)
         # On a multi-valued attribute, `ne` holds when no value equals the
         # operand, and every other operator when one value satisfies it.
         every = any if op != CompareOperator.ne else all
@@ -127,12 +132,55 @@ class _Compiler(FilterVisitor[Predicate]):
         return select
 
 
+_STRING_TESTS: dict[CompareOperator, Callable[[str, str], bool]] = {
+    CompareOperator.co: lambda value, operand: operand in value,
+    CompareOperator.sw: str.startswith,
+    CompareOperator.ew: str.endswith,
+}
+
+
+def _string_test(
+    read: Callable[[Any], Any],
+    resolved: AttributeBinding,
+    expected: str,
+    test: Callable[[str, str], bool],
+) -> Predicate:
+    """co, sw and ew, the scans' usual operators, with fewer steps than `_compare`.
+
+    The same answers: both sides in their comparable form under the policy in
+    force, a value that is not a string (or that the policy cannot prepare)
+    matching nothing, and one matching value enough on a multi-valued attribute.
+    """
+
+    def compare(resource: Any) -> bool:
+        actual = read(resource)
+        if actual is None:
+            return False
+        key = _effective_policy().comparison_key
+        try:
+            operand = key(resolved, expected)
+        except ValueError:
+            return False
+        for value in actual if isinstance(actual, list) else (actual,):
+            if isinstance(value, str):
+                try:
+                    if test(key(resolved, value), operand):
+                        return True
+                except ValueError:
+                    continue
+        return False
+
+    return compare
+
+
 def _reader(resolved: AttributeBinding) -> Callable[[Any], Any]:
     """How to read the compared value off a resource (a list for multi-valued)."""
     field_name, sub_field = resolved.field_name, resolved.sub_field_name
+    # Only an extension attribute lives off the resource (attribute_host).
+    on_extension = isclass(resolved.model) and issubclass(resolved.model, Extension)
 
     def read(resource: Any) -> Any:
-        host = attribute_host(resource, resolved)
+        host = attribute_host(resource, resolved) if on_extension else resource
         if host is None:
             return None
         head = getattr(host, field_name, None)

@@ -285,10 +285,11 @@ class MemoryStorage:
         """Fill in `groups` (users) or `members` (groups) from the indexes."""
         if kind == USER:
             # RFC 7643 §4.1.2: groups is read-only, derived from memberships.
-            groups = [
-                self._records[GROUP][gid]
-                for gid in self._member_of.get(record["id"], ())
-            ]
+            group_ids = self._member_of.get(record["id"])
+            if not group_ids:  # most users, in a scan: nothing to look up
+                exported["groups"] = []
+                return exported
+            groups = [self._records[GROUP][gid] for gid in group_ids]
             exported["groups"] = [
                 {"value": group["id"], "display": group["display_name"]}
                 for group in sorted(groups, key=lambda g: (g["display_name"], g["id"]))
