@@ -57,7 +57,10 @@ def to_response(result: ScimResponse) -> Response:
     )
 
 
-def base_url(request: Request) -> str:
+# Dependencies and handlers that only compute are `async def`: they run on the
+# event loop, where a plain `def` would cost a trip to the threadpool each. The
+# endpoints stay `def`, because the storage behind them may block on a database.
+async def base_url(request: Request) -> str:
     """The absolute URL of the SCIM root, for meta.location and Location."""
     return str(request.base_url).rstrip("/") + "/scim/v2"
 
@@ -79,7 +82,7 @@ async def request_body(
 
 
 # --8<-- [start:auth]
-def require_bearer_token(
+async def require_bearer_token(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     service.check_bearer_token(authorization, request.app.state.scim_token)
@@ -95,25 +98,25 @@ IfNoneMatch = Annotated[str | None, Header()]
 
 
 # --8<-- [start:errors]
-def handle_scim_exception(request: Request, exc: Exception) -> Response:
+async def handle_scim_exception(request: Request, exc: Exception) -> Response:
     """Every error leaves as a SCIM Error body, never an HTML page."""
     return to_response(service.error_response(exc))
 
 
-def handle_http_exception(request: Request, exc: Exception) -> Response:
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         return to_response(service.route_not_found())
     if exc.status_code == 405:
         return to_response(service.method_not_allowed())
     error = Error(status=exc.status_code, detail=str(exc.detail))
-    return handle_scim_exception(request, SCIMException.from_error(error))
+    return await handle_scim_exception(request, SCIMException.from_error(error))
 
 
-def handle_validation_error(request: Request, exc: Exception) -> Response:
+async def handle_validation_error(request: Request, exc: Exception) -> Response:
     # The routes declare only headers, so this is a header FastAPI could not read.
     error = Error(status=400, scim_type="invalidValue", detail="Invalid request")
-    return handle_scim_exception(request, SCIMException.from_error(error))
+    return await handle_scim_exception(request, SCIMException.from_error(error))
 
 
 # --8<-- [end:errors]
