@@ -8,6 +8,7 @@ FRAMEWORK ?= flask
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
+ACCESS_LOG ?= 1
 
 .PHONY: install serve test lint format lock notebooks docs bench
 
@@ -21,7 +22,8 @@ install: $(VENV)/.installed
 
 serve: install
 	$(BIN)/python -m integrations.serve --framework $(FRAMEWORK) \
-		--host $(HOST) --port $(PORT) --workers $(WORKERS)
+		--host $(HOST) --port $(PORT) --workers $(WORKERS) \
+		$(if $(filter 1,$(ACCESS_LOG)),--access-log,--no-access-log)
 
 test: install lint
 	$(BIN)/pytest -n auto

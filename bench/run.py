@@ -1,7 +1,8 @@
 """`make bench`: requests per second of each integration, the peer, and a bare app.
 
 Every server runs alone on loopback, one after another, under the server class
-`make serve` uses (gunicorn with threads, or uvicorn). One keep-alive client
+`make serve` uses (gunicorn with threads, or uvicorn), without access log for
+all of them alike (`ACCESS_LOG=0`). One keep-alive client
 measures each operation for a fixed time, at 1,000 users and then at 100,000
 (seeded through /Bulk). The ratios compare numbers taken in this one run, which
 is the only comparison that means something on a shared machine.
@@ -244,7 +245,7 @@ def bench_scim_server(name, command, env, prefix, sizes, seconds, out) -> dict:
 def bench_bare(framework, env, seconds, out) -> float:
     port = free_port()
     target = "bench.apps:app"
-    command = server_command(framework, "127.0.0.1", port, 1, target)
+    command = server_command(framework, "127.0.0.1", port, 1, target, access_log=False)
     server = Server(f"{framework}-bare", command, {**env, "BENCH_APP": framework},
                     out / f"{framework}-bare.log")  # fmt: skip
     try:
@@ -361,6 +362,7 @@ def main() -> None:
             "serve",
             f"FRAMEWORK={framework}",
             "PORT={port}",
+            "ACCESS_LOG=0",
         ]
         results[framework] = bench_scim_server(
             framework, command, env, "/scim/v2", args.sizes, args.seconds, args.out
@@ -373,7 +375,9 @@ def main() -> None:
             flush=True,
         )
     print("peer: scim2-server under gunicorn", flush=True)
-    command = server_command("flask", "127.0.0.1", 0, 1, "bench.apps:app")
+    command = server_command(
+        "flask", "127.0.0.1", 0, 1, "bench.apps:app", access_log=False
+    )
     command = [part.replace("127.0.0.1:0", "127.0.0.1:{port}") for part in command]
     results["peer"] = bench_scim_server(
         "peer",
