@@ -173,7 +173,9 @@ def _query_parameters(model: Any, query: Mapping[str, str]) -> SearchRequest:
     """Validate the query string (attributes, filter, paging...) of a request."""
     known = {name: query[name] for name in _QUERY_PARAMETERS if name in query}
     if not known:  # most requests: no need to validate nothing
-        return _NO_PARAMETERS.setdefault(model, SearchRequest[model]())
+        if model not in _NO_PARAMETERS:
+            _NO_PARAMETERS[model] = SearchRequest[model]()
+        return _NO_PARAMETERS[model]
     try:
         return SearchRequest[model].model_validate(
             known, scim_ctx=Context.SEARCH_REQUEST, scim_provider=PROVIDER
