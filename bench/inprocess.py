@@ -2,32 +2,47 @@
 
 The six operations of `bench/run.py`, sent to the same applications, but
 through each framework's own test client instead of a socket and a server:
-Flask's `app.test_client()`, Starlette's `TestClient` for FastAPI, Django's
-`django.test.Client`, and Werkzeug's test `Client` for the peer (scim2-server,
-a WSGI app). Each server is built once per store size, with an in-memory
-store of its own, seeded through POST /Bulk in batches of 100.
+Flask's `app.test_client()`, Django's `django.test.Client`, and Werkzeug's test
+`Client` for the peer (scim2-server, a WSGI app). Each server is built once per
+store size, with an in-memory store of its own, seeded through POST /Bulk in
+batches of 100.
+
+FastAPI is an ASGI app: it runs on an event loop, as under uvicorn. Starlette's
+`TestClient` keeps that loop in a thread of its own and hands it every request
+from the calling thread, a round trip between threads that would cost more than
+most operations. So the test client here only starts the loop (and the app's
+lifespan); the requests come from an `httpx2.AsyncClient` over an
+`ASGITransport`, in a loop that runs on the app's event loop itself: one trip
+to that loop per measurement, none per request. The endpoints, which are plain
+`def`, still run in FastAPI's thread pool, as they do under uvicorn.
 
     from bench.inprocess import run
     rates = run(sizes=(200, 2000), seconds=0.2)
     rates["flask"][2000]["page"]  # requests per second
 
-There is no HTTP server, socket or HTTP client in the way, so the rates are
-not those of `make bench`; and they move with whatever else the machine does.
+There is no HTTP server or socket in the way, so the rates are not those of
+`make bench`; and they move with whatever else the machine does.
 To expose every server and size to the same noise, they take turns: each
 operation is measured on every server at every size, one after the other, in a
 few short rounds, and the best round counts. As with timeit, the garbage
 collector stays off while the clock runs.
 """
 
+import contextlib
 import gc
 import itertools
 import json
 import os
 import random
 import time
+from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
+
+from anyio.from_thread import BlockingPortal
 
 from bench.run import BULK
 from bench.run import OPERATIONS
@@ -39,65 +54,112 @@ from shared import storage
 NAMES = ("flask", "fastapi", "django", "peer")
 SCIM_JSON = "application/scim+json"
 
-# (method, path, JSON body or None) -> (status, JSON body or None)
-Call = Callable[[str, str, Any], tuple[int, Any]]
+Request = tuple[str, str, Any]  # method, path under the SCIM root, JSON body or None
+Response = tuple[int, Any]  # status, JSON body or None
+Call = Callable[[str, str, Any], Response]
+AsyncCall = Callable[[str, str, Any], Awaitable[Response]]
 Rates = dict[str, dict[int, dict[str, float]]]
+
+# What each operation's responses must be, as `bench/run.py`'s `measure` checks.
+CHECKS: dict[str, Callable[[int, Any], bool]] = {
+    "post": lambda status, body: status == 201,
+    "get": lambda status, body: status == 200,
+    "filter_eq": lambda status, body: status == 200 and body["totalResults"] == 1,
+    "page": lambda status, body: status == 200 and len(body["Resources"]) == 10,
+    "scan": lambda status, body: status == 200 and body["totalResults"] >= 1,
+    # RFC 7644 §3.5.2: 200 with the resource, or 204 (scim2-server).
+    "patch": lambda status, body: status in (200, 204),
+}
+
+
+@dataclass
+class Client:
+    """How to send requests to one application, and how to let it go.
+
+    `call` sends one request from the calling thread. An ASGI app also has
+    `acall`, the same as a coroutine, and the `portal` to the event loop it
+    must run on.
+    """
+
+    call: Call
+    close: Callable[[], None] = lambda: None
+    acall: AsyncCall | None = None
+    portal: BlockingPortal | None = None
 
 
 def _encoded(body: Any) -> bytes | None:
     return json.dumps(body).encode() if body is not None else None
 
 
-def _decoded(status: int, data: bytes) -> tuple[int, Any]:
+def _decoded(status: int, data: bytes) -> Response:
     return status, json.loads(data) if data else None
 
 
-def _flask(token: str) -> tuple[Call, Callable[[], None]]:
+def _flask(token: str) -> Client:
     from integrations.flask_app import create_app
 
     client = create_app(token).test_client()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": SCIM_JSON}
 
-    def call(method: str, path: str, body: Any) -> tuple[int, Any]:
+    def call(method: str, path: str, body: Any) -> Response:
         url = "/scim/v2" + path
         response = client.open(url, method=method, data=_encoded(body), headers=headers)
         return _decoded(response.status_code, response.get_data())
 
-    return call, lambda: None
+    return Client(call)
 
 
-def _fastapi(token: str) -> tuple[Call, Callable[[], None]]:
+def _fastapi(token: str) -> Client:
+    import httpx2  # the HTTP client of Starlette's TestClient
     from fastapi.testclient import TestClient
 
     from integrations.fastapi_app import create_app
 
-    # Entered once, so that the app runs on one event loop for all requests
-    # (as under uvicorn), instead of on a new one for each.
-    client = TestClient(create_app(token), base_url="http://testserver")
-    client.__enter__()
+    app = create_app(token)
+    # Entered once, the test client starts an event loop in a thread of its
+    # own and runs the app's lifespan on it: the app's one loop, as under
+    # uvicorn. Its requests would each go to that loop and back from here, so
+    # they go through an AsyncClient running on the loop instead.
+    lifespan = TestClient(app, base_url="http://testserver")
+    lifespan.__enter__()
+    portal = lifespan.portal
+    assert portal is not None
+    client = httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://testserver"
+    )
     headers = {"Authorization": f"Bearer {token}", "Content-Type": SCIM_JSON}
 
-    def call(method: str, path: str, body: Any) -> tuple[int, Any]:
+    async def acall(method: str, path: str, body: Any) -> Response:
         url = "/scim/v2" + path
-        response = client.request(method, url, content=_encoded(body), headers=headers)
+        response = await client.request(
+            method, url, content=_encoded(body), headers=headers
+        )
         return _decoded(response.status_code, response.content)
 
-    return call, lambda: client.__exit__(None, None, None)
+    def call(method: str, path: str, body: Any) -> Response:
+        # One trip to the loop per request: for seeding, which is not timed.
+        return portal.call(acall, method, path, body)
+
+    def close() -> None:
+        portal.call(client.aclose)
+        lifespan.__exit__(None, None, None)
+
+    return Client(call, close, acall, portal)
 
 
-def _django(token: str) -> tuple[Call, Callable[[], None]]:
+def _django(token: str) -> Client:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integrations.django_app.settings")
     from django.conf import settings
     from django.core.wsgi import get_wsgi_application
-    from django.test import Client
+    from django.test import Client as DjangoClient
 
     get_wsgi_application()  # django.setup(), if nothing did it before
-    client = Client()
+    client = DjangoClient()
     # The settings read SCIM_TOKEN once: if Django was set up earlier in this
     # process, its token is the one to send.
     headers = {"Authorization": f"Bearer {settings.SCIM_TOKEN}"}
 
-    def call(method: str, path: str, body: Any) -> tuple[int, Any]:
+    def call(method: str, path: str, body: Any) -> Response:
         response = client.generic(
             method,
             "/scim/v2" + path,
@@ -107,26 +169,68 @@ def _django(token: str) -> tuple[Call, Callable[[], None]]:
         )
         return _decoded(response.status_code, response.content)
 
-    return call, lambda: None
+    return Client(call)
 
 
-def _peer(token: str) -> tuple[Call, Callable[[], None]]:
-    from werkzeug.test import Client
+def _peer(token: str) -> Client:
+    from werkzeug.test import Client as WerkzeugClient
 
     from bench.apps import make_peer
 
-    client = Client(make_peer())  # its token: SCIM_TOKEN, which run() sets
+    client = WerkzeugClient(make_peer())  # its token: SCIM_TOKEN, which run() sets
     headers = {"Authorization": f"Bearer {token}", "Content-Type": SCIM_JSON}
 
-    def call(method: str, path: str, body: Any) -> tuple[int, Any]:
+    def call(method: str, path: str, body: Any) -> Response:
         url = "/v2" + path
         response = client.open(url, method=method, data=_encoded(body), headers=headers)
         return _decoded(response.status_code, response.get_data())
 
-    return call, lambda: None
+    return Client(call)
 
 
 CLIENTS = {"flask": _flask, "fastapi": _fastapi, "django": _django, "peer": _peer}
+
+
+@contextlib.contextmanager
+def _collector_off() -> Iterator[None]:
+    """As timeit does, keep the garbage collector out of the timing.
+
+    This process holds the stores of every server, and a full collection walks
+    all of them, a cost no server pays on its own.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _rate(send: Callable[[], None], seconds: float) -> float:
+    """Requests per second of `send()`, for `seconds` (3 requests at least)."""
+    send()  # warm up the code path
+    with _collector_off():
+        done, started = 0, time.perf_counter()
+        while True:
+            send()
+            done += 1
+            elapsed = time.perf_counter() - started
+            if elapsed >= seconds and done >= 3:
+                return done / elapsed
+
+
+async def _arate(send: Callable[[], Awaitable[None]], seconds: float) -> float:
+    """`_rate`, for a coroutine, timed on the event loop it runs on."""
+    await send()  # warm up the code path
+    with _collector_off():
+        done, started = 0, time.perf_counter()
+        while True:
+            await send()
+            done += 1
+            elapsed = time.perf_counter() - started
+            if elapsed >= seconds and done >= 3:
+                return done / elapsed
 
 
 class Server:
@@ -139,16 +243,24 @@ class Server:
         # store in its app, and each Server builds a new app.
         self.store = storage.MemoryStorage()
         self.activate()
-        self.call, self.close = CLIENTS[name](token)
+        self.client = CLIENTS[name](token)
         self.posted = itertools.count(10_000_000)  # userNames no seed uses
-        self.ids = self.seed()
+        try:
+            self.ids = self.seed()
+        except BaseException:
+            self.close()  # FastAPI's event loop thread would outlive run()
+            raise
 
     def activate(self) -> None:
         storage.use(self.store)
 
+    def close(self) -> None:
+        self.client.close()
+
     def seed(self) -> list[str]:
         """Create `size` users through POST /Bulk; return their ids."""
-        _, config = self.call("GET", "/ServiceProviderConfig", None)
+        call = self.client.call
+        _, config = call("GET", "/ServiceProviderConfig", None)
         batch = min(100, config["bulk"]["maxOperations"])
         ids = []
         for first in range(0, self.size, batch):
@@ -162,71 +274,69 @@ class Server:
                 for index in range(first, min(first + batch, self.size))
             ]
             bulk = {"schemas": [BULK], "Operations": operations}
-            status, body = self.call("POST", "/Bulk", bulk)
+            status, body = call("POST", "/Bulk", bulk)
             assert status == 200, (self.name, status, body)
             for operation in body["Operations"]:
                 assert operation["status"] == "201", (self.name, operation)
                 ids.append(operation["location"].rsplit("/", 1)[1])
         return ids
 
-    def measure(self, operation: str, seconds: float) -> float:
-        """Requests per second of one operation, for `seconds` (3 requests at least).
+    def requests(self, operation: str) -> Iterator[Request]:
+        """The requests of one operation: those of `bench/run.py`'s `measure`.
 
-        The requests are those of `bench/run.py`'s `measure`.
+        The same for every server: a fresh generator starts from the same seed.
         """
-        self.activate()
         rng = random.Random(42)  # noqa: S311 - the same requests for every server
-        call, ids, size = self.call, self.ids, self.size
-
-        def request() -> None:
+        ids, size = self.ids, self.size
+        while True:
             if operation == "post":
-                body = user_payload(next(self.posted))
-                status, _ = call("POST", "/Users", body)
-                assert status == 201, status
+                yield "POST", "/Users", user_payload(next(self.posted))
             elif operation == "get":
-                status, _ = call("GET", f"/Users/{rng.choice(ids)}", None)
-                assert status == 200, status
+                yield "GET", f"/Users/{rng.choice(ids)}", None
             elif operation == "filter_eq":
                 name = f"user{rng.randrange(size):06d}"
-                query = f"filter=userName%20eq%20%22{name}%22"
-                status, body = call("GET", f"/Users?{query}", None)
-                assert status == 200 and body["totalResults"] == 1, (status, body)
+                yield "GET", f"/Users?filter=userName%20eq%20%22{name}%22", None
             elif operation == "page":
                 start = rng.randrange(1, size - 10)
-                status, body = call("GET", f"/Users?startIndex={start}&count=10", None)
-                assert status == 200 and len(body["Resources"]) == 10, (status, body)
+                yield "GET", f"/Users?startIndex={start}&count=10", None
             elif operation == "scan":
                 fragment = f"{rng.randrange(size):06d}@"
                 query = f"filter=emails.value%20co%20%22{fragment}%22&count=10"
-                status, body = call("GET", f"/Users?{query}", None)
-                assert status == 200 and body["totalResults"] >= 1, (status, body)
+                yield "GET", f"/Users?{query}", None
             elif operation == "patch":
                 value = f"n{rng.random()}"
                 replace = {"op": "replace", "path": "displayName", "value": value}
                 body = {"schemas": [PATCH_OP], "Operations": [replace]}
-                status, _ = call("PATCH", f"/Users/{rng.choice(ids)}", body)
-                # RFC 7644 §3.5.2: 200 with the resource, or 204 (scim2-server).
-                assert status in (200, 204), status
+                yield "PATCH", f"/Users/{rng.choice(ids)}", body
             else:
                 raise ValueError(f"unknown operation {operation!r}")
 
-        request()  # warm up the code path
-        # As timeit does, keep the garbage collector out of the timing: this
-        # process holds the stores of every server, and a full collection
-        # walks all of them, a cost no server pays on its own.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            done, started = 0, time.perf_counter()
-            while True:
-                request()
-                done += 1
-                elapsed = time.perf_counter() - started
-                if elapsed >= seconds and done >= 3:
-                    return done / elapsed
-        finally:
-            if collecting:
-                gc.enable()
+    def measure(self, operation: str, seconds: float) -> float:
+        """Requests per second of one operation, for `seconds` (3 requests at least).
+
+        A WSGI app gets its requests from this thread. An ASGI app gets them
+        from a coroutine that runs on its event loop, timed there: one call
+        through the portal per measurement.
+        """
+        if operation not in CHECKS:
+            raise ValueError(f"unknown operation {operation!r}")
+        self.activate()
+        requests, ok = self.requests(operation), CHECKS[operation]
+        call, acall, portal = self.client.call, self.client.acall, self.client.portal
+
+        if acall is None or portal is None:
+
+            def send() -> None:
+                status, body = call(*next(requests))
+                assert ok(status, body), (self.name, operation, status, body)
+
+            return _rate(send, seconds)
+
+        async def asend() -> None:
+            status, body = await acall(*next(requests))
+            assert ok(status, body), (self.name, operation, status, body)
+
+        return portal.call(_arate, asend, seconds)
 
 
 def run(
