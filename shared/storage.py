@@ -143,21 +143,24 @@ class MemoryStorage:
             return [record] if record else []
         return self._views(kind)
 
-    def _views(self, kind: str, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    def _views(self, kind: str) -> Iterator[dict[str, Any]]:
         """Every record, with its derived attributes, without copying its data.
 
-        For scans: the lock is held one batch at a time, so writers go on.
+        For scans: the lock is held one record at a time, so writers go on.
+        Each view is made just before it is used and dropped right after, so
+        a scan leaves nothing behind for the garbage collector to walk: with
+        a large store, views kept alive a batch at a time set off full
+        collections, each as slow as the scan itself.
         """
         with self._lock:
             ids = list(self._order[kind])
-        for index in range(0, len(ids), batch):
+        for record_id in ids:
             with self._lock:
-                views = [
-                    self._derive(kind, record, dict(record))
-                    for record_id in ids[index : index + batch]
-                    if (record := self._records[kind].get(record_id)) is not None
-                ]
-            yield from views
+                record = self._records[kind].get(record_id)
+                if record is None:  # deleted since the scan began
+                    continue
+                view = self._derive(kind, record, dict(record))
+            yield view
 
     # --8<-- [end:storage-read]
 
