@@ -8,6 +8,7 @@ measures each operation for a fixed time, at 1,000 users and then at 100,000
 is the only comparison that means something on a shared machine.
 
     python -m bench.run [--sizes 1000 100000] [--seconds 1.5] [--out bench-results]
+    python -m bench.run --compare first/bench.json second/bench.json
 """
 
 import argparse
@@ -340,12 +341,60 @@ def report(results: dict, sizes: list[int]) -> tuple[str, list[str]]:
     return "\n".join(lines), missed
 
 
+def compare(first: dict, second: dict) -> str:
+    """How far two runs' rates and ratios to the peer are apart, operation by operation.
+
+    Ratios to the peer are what the targets are about; the spread between
+    runs of the same code is the noise a difference must beat to mean much.
+    """
+    lines = [f"{'rate':<22}" + "".join(f"{name:>10}" for name in [*FRAMEWORKS, "peer"])]
+    spreads = []
+    for key in first["results"]["peer"]["rates"]:
+        cells = []
+        for name in [*FRAMEWORKS, "peer"]:
+            a = first["results"][name]["rates"][key]
+            b = second["results"][name]["rates"][key]
+            spreads.append(abs(b - a) / max(a, b))
+            cells.append(f"{100 * (b - a) / a:+9.0f}%")
+        lines.append(f"{key:<22}" + "".join(cells))
+    lines.append("")
+    lines.append(f"{'ratio to the peer':<22}" + "".join(f"{f:>10}" for f in FRAMEWORKS))
+    for key in first["results"]["peer"]["rates"]:
+        cells = []
+        for name in FRAMEWORKS:
+            ratios = [
+                run["results"][name]["rates"][key]
+                / run["results"]["peer"]["rates"][key]
+                for run in (first, second)
+            ]
+            cells.append(f"{ratios[0]:>4.2f}/{ratios[1]:<4.2f}")
+        lines.append(f"{key:<22}" + "".join(f"{cell:>10}" for cell in cells))
+    spreads.sort()
+    lines.append("")
+    lines.append(
+        f"rates apart by a median of {100 * spreads[len(spreads) // 2]:.0f}%, "
+        f"at most {100 * spreads[-1]:.0f}%"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs=2,
+        metavar="BENCH_JSON",
+        help="compare the results of two runs instead of running",
+    )
     args = parser.parse_args()
+    if args.compare:
+        first, second = (json.loads(path.read_text()) for path in args.compare)
+        print(compare(first, second))
+        return
     args.out.mkdir(exist_ok=True)
     env = {
         k: v
