@@ -2,12 +2,13 @@
 
 Every server runs alone on loopback, one after another, under the server class
 `make serve` uses (gunicorn with threads, or uvicorn), without access log for
-all of them alike (`ACCESS_LOG=0`). One keep-alive client
-measures each operation for a fixed time, at 1,000 users and then at 100,000
-(seeded through /Bulk). The ratios compare numbers taken in this one run, which
-is the only comparison that means something on a shared machine.
+all of them alike (`ACCESS_LOG=0`). One keep-alive client measures each
+operation in three rounds of a fixed time, the best round counting, at 1,000
+users and then at 100,000 (seeded through /Bulk). The ratios compare numbers
+taken in this one run, which is the only comparison that means something on a
+shared machine.
 
-    python -m bench.run [--sizes 1000 100000] [--seconds 1.5] [--out bench-results]
+    python -m bench.run [--sizes 1000 100000] [--seconds 1.0] [--out bench-results]
     python -m bench.run --compare first/bench.json second/bench.json
 """
 
@@ -41,6 +42,7 @@ LABELS = {
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+ROUNDS = 3  # per operation; the best counts
 
 
 def free_port() -> int:
@@ -159,8 +161,21 @@ def user_payload(index: int) -> dict[str, Any]:
     }
 
 
-def measure(client: Client, operation: str, ids: list[str], size: int, seconds: float):
-    """Requests per second of one operation, run for `seconds` (at least 3 requests)."""
+def measure(
+    client: Client,
+    operation: str,
+    ids: list[str],
+    size: int,
+    seconds: float,
+    rounds: int = ROUNDS,
+) -> float:
+    """Requests per second of one operation: the best of `rounds` runs of `seconds`.
+
+    Each round sends at least 3 requests. The best round counts, as timeit
+    does: a pause the server did not cause (another process on the machine),
+    or a full garbage collection set off by seeding 100,000 users just before,
+    would otherwise decide a 1.5-second window on its own.
+    """
     rng = random.Random(42)  # noqa: S311 - the same requests for every server
     counter = [10_000_000 + 100 * size]
 
@@ -210,13 +225,17 @@ def measure(client: Client, operation: str, ids: list[str], size: int, seconds: 
         assert status == expected, (operation, status)
 
     request()  # warm up the connection and the code path
-    done, started = 0, time.perf_counter()
-    while True:
-        request()
-        done += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds and done >= 3:
-            return done / elapsed
+    best = 0.0
+    for _ in range(rounds):
+        done, started = 0, time.perf_counter()
+        while True:
+            request()
+            done += 1
+            elapsed = time.perf_counter() - started
+            if elapsed >= seconds and done >= 3:
+                break
+        best = max(best, done / elapsed)
+    return best
 
 
 def bench_scim_server(name, command, env, prefix, sizes, seconds, out) -> dict:
@@ -381,7 +400,7 @@ def compare(first: dict, second: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
-    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument(
         "--compare",
