@@ -377,7 +377,7 @@ def compare(first: dict, second: dict) -> str:
             cells.append(f"{100 * (b - a) / a:+9.0f}%")
         lines.append(f"{key:<22}" + "".join(cells))
     lines.append("")
-    lines.append(f"{'ratio to the peer':<22}" + "".join(f"{f:>10}" for f in FRAMEWORKS))
+    lines.append(f"{'ratio to the peer':<22}" + "".join(f"{f:>16}" for f in FRAMEWORKS))
     for key in first["results"]["peer"]["rates"]:
         cells = []
         for name in FRAMEWORKS:
@@ -386,8 +386,8 @@ def compare(first: dict, second: dict) -> str:
                 / run["results"]["peer"]["rates"][key]
                 for run in (first, second)
             ]
-            cells.append(f"{ratios[0]:>4.2f}/{ratios[1]:<4.2f}")
-        lines.append(f"{key:<22}" + "".join(f"{cell:>10}" for cell in cells))
+            cells.append(f"{ratios[0]:.2f} / {ratios[1]:.2f}")
+        lines.append(f"{key:<22}" + "".join(f"{cell:>16}" for cell in cells))
     spreads.sort()
     lines.append("")
     lines.append(
