@@ -33,7 +33,6 @@ import gc
 import itertools
 import json
 import os
-import random
 import time
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -44,32 +43,20 @@ from typing import Any
 
 from anyio.from_thread import BlockingPortal
 
-from bench.run import BULK
+from bench.run import CHECKS
 from bench.run import OPERATIONS
-from bench.run import PATCH_OP
 from bench.run import TOKEN
-from bench.run import user_payload
+from bench.run import requests
+from bench.run import seed
 from shared import storage
 
 NAMES = ("flask", "fastapi", "django", "peer")
 SCIM_JSON = "application/scim+json"
 
-Request = tuple[str, str, Any]  # method, path under the SCIM root, JSON body or None
 Response = tuple[int, Any]  # status, JSON body or None
 Call = Callable[[str, str, Any], Response]
 AsyncCall = Callable[[str, str, Any], Awaitable[Response]]
 Rates = dict[str, dict[int, dict[str, float]]]
-
-# What each operation's responses must be, as `bench/run.py`'s `measure` checks.
-CHECKS: dict[str, Callable[[int, Any], bool]] = {
-    "post": lambda status, body: status == 201,
-    "get": lambda status, body: status == 200,
-    "filter_eq": lambda status, body: status == 200 and body["totalResults"] == 1,
-    "page": lambda status, body: status == 200 and len(body["Resources"]) == 10,
-    "scan": lambda status, body: status == 200 and body["totalResults"] >= 1,
-    # RFC 7644 §3.5.2: 200 with the resource, or 204 (scim2-server).
-    "patch": lambda status, body: status in (200, 204),
-}
 
 
 @dataclass
@@ -259,57 +246,9 @@ class Server:
 
     def seed(self) -> list[str]:
         """Create `size` users through POST /Bulk; return their ids."""
-        call = self.client.call
-        _, config = call("GET", "/ServiceProviderConfig", None)
+        _, config = self.client.call("GET", "/ServiceProviderConfig", None)
         batch = min(100, config["bulk"]["maxOperations"])
-        ids = []
-        for first in range(0, self.size, batch):
-            operations = [
-                {
-                    "method": "POST",
-                    "path": "/Users",
-                    "bulkId": f"u{index}",
-                    "data": user_payload(index),
-                }
-                for index in range(first, min(first + batch, self.size))
-            ]
-            bulk = {"schemas": [BULK], "Operations": operations}
-            status, body = call("POST", "/Bulk", bulk)
-            assert status == 200, (self.name, status, body)
-            for operation in body["Operations"]:
-                assert operation["status"] == "201", (self.name, operation)
-                ids.append(operation["location"].rsplit("/", 1)[1])
-        return ids
-
-    def requests(self, operation: str) -> Iterator[Request]:
-        """The requests of one operation: those of `bench/run.py`'s `measure`.
-
-        The same for every server: a fresh generator starts from the same seed.
-        """
-        rng = random.Random(42)  # noqa: S311 - the same requests for every server
-        ids, size = self.ids, self.size
-        while True:
-            if operation == "post":
-                yield "POST", "/Users", user_payload(next(self.posted))
-            elif operation == "get":
-                yield "GET", f"/Users/{rng.choice(ids)}", None
-            elif operation == "filter_eq":
-                name = f"user{rng.randrange(size):06d}"
-                yield "GET", f"/Users?filter=userName%20eq%20%22{name}%22", None
-            elif operation == "page":
-                start = rng.randrange(1, size - 10)
-                yield "GET", f"/Users?startIndex={start}&count=10", None
-            elif operation == "scan":
-                fragment = f"{rng.randrange(size):06d}@"
-                query = f"filter=emails.value%20co%20%22{fragment}%22&count=10"
-                yield "GET", f"/Users?{query}", None
-            elif operation == "patch":
-                value = f"n{rng.random()}"
-                replace = {"op": "replace", "path": "displayName", "value": value}
-                body = {"schemas": [PATCH_OP], "Operations": [replace]}
-                yield "PATCH", f"/Users/{rng.choice(ids)}", body
-            else:
-                raise ValueError(f"unknown operation {operation!r}")
+        return seed(self.client.call, 0, self.size, batch)
 
     def measure(self, operation: str, seconds: float) -> float:
         """Requests per second of one operation, for `seconds` (3 requests at least).
@@ -321,19 +260,20 @@ class Server:
         if operation not in CHECKS:
             raise ValueError(f"unknown operation {operation!r}")
         self.activate()
-        requests, ok = self.requests(operation), CHECKS[operation]
+        sent = requests(operation, self.ids, self.size, self.posted)
+        ok = CHECKS[operation]
         call, acall, portal = self.client.call, self.client.acall, self.client.portal
 
         if acall is None or portal is None:
 
             def send() -> None:
-                status, body = call(*next(requests))
+                status, body = call(*next(sent))
                 assert ok(status, body), (self.name, operation, status, body)
 
             return _rate(send, seconds)
 
         async def asend() -> None:
-            status, body = await acall(*next(requests))
+            status, body = await acall(*next(sent))
             assert ok(status, body), (self.name, operation, status, body)
 
         return portal.call(_arate, asend, seconds)

@@ -14,6 +14,7 @@ shared machine.
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import random
@@ -22,6 +23,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +130,10 @@ class Client:
         return response.status, json.loads(data) if data else None
 
 
-def seed(client: Client, start: int, stop: int, batch: int) -> list[str]:
+Call = Callable[[str, str, Any], tuple[int, Any]]  # (method, path, body) -> response
+
+
+def seed(call: Call, start: int, stop: int, batch: int) -> list[str]:
     """Create users start..stop-1 through /Bulk, and return their ids."""
     ids = []
     for first in range(start, stop, batch):
@@ -140,9 +146,8 @@ def seed(client: Client, start: int, stop: int, batch: int) -> list[str]:
             }
             for index in range(first, min(first + batch, stop))
         ]
-        status, body = client.call(
-            "POST", "/Bulk", {"schemas": [BULK], "Operations": operations}
-        )
+        bulk = {"schemas": [BULK], "Operations": operations}
+        status, body = call("POST", "/Bulk", bulk)
         assert status == 200, (status, body)
         for operation in body["Operations"]:
             assert operation["status"] == "201", operation
@@ -161,6 +166,60 @@ def user_payload(index: int) -> dict[str, Any]:
     }
 
 
+# What each operation must answer. RFC 7644 §3.5.2 lets a PATCH answer 200 with
+# the resource (the cookbook) or 204 (scim2-server).
+CHECKS: dict[str, Callable[[int, Any], bool]] = {
+    "post": lambda status, body: status == 201,
+    "get": lambda status, body: status == 200,
+    "filter_eq": lambda status, body: status == 200 and body["totalResults"] == 1,
+    "page": lambda status, body: status == 200 and len(body["Resources"]) == 10,
+    "scan": lambda status, body: status == 200 and body["totalResults"] >= 1,
+    "patch": lambda status, body: status in (200, 204),
+    "bare": lambda status, body: status == 200,
+}
+
+
+def requests(
+    operation: str, ids: list[str], size: int, posted: Iterator[int]
+) -> Iterator[tuple[str, str, Any]]:
+    """The requests of one operation, (method, path, body), the same for every server.
+
+    `ids` are the seeded users, `size` their number, and `posted` the
+    numbers of the users POST creates (no seeded user has them).
+    """
+    rng = random.Random(42)  # noqa: S311 - the same requests for every server
+    while True:
+        if operation == "post":
+            yield "POST", "/Users", user_payload(next(posted))
+        elif operation == "get":
+            yield "GET", f"/Users/{rng.choice(ids)}", None
+        elif operation == "filter_eq":
+            name = f"user{rng.randrange(size):06d}"
+            yield "GET", f"/Users?filter=userName%20eq%20%22{name}%22", None
+        elif operation == "page":
+            start = rng.randrange(1, size - 10)
+            yield "GET", f"/Users?startIndex={start}&count=10", None
+        elif operation == "scan":
+            fragment = f"{rng.randrange(size):06d}@"
+            query = f"filter=emails.value%20co%20%22{fragment}%22&count=10"
+            yield "GET", f"/Users?{query}", None
+        elif operation == "patch":
+            value = f"n{rng.random()}"
+            replace = {"op": "replace", "path": "displayName", "value": value}
+            yield (
+                "PATCH",
+                f"/Users/{rng.choice(ids)}",
+                {
+                    "schemas": [PATCH_OP],
+                    "Operations": [replace],
+                },
+            )
+        elif operation == "bare":
+            yield "GET", "/bare", None
+        else:
+            raise ValueError(f"unknown operation {operation!r}")
+
+
 def measure(
     client: Client,
     operation: str,
@@ -176,53 +235,11 @@ def measure(
     or a full garbage collection set off by seeding 100,000 users just before,
     would otherwise decide a 1.5-second window on its own.
     """
-    rng = random.Random(42)  # noqa: S311 - the same requests for every server
-    counter = [10_000_000 + 100 * size]
+    sent = requests(operation, ids, size, itertools.count(10_000_001 + 100 * size))
 
     def request() -> None:
-        if operation == "post":
-            counter[0] += 1
-            status, _ = client.call("POST", "/Users", user_payload(counter[0]))
-            expected = 201
-        elif operation == "get":
-            status, _ = client.call("GET", f"/Users/{rng.choice(ids)}")
-            expected = 200
-        elif operation == "filter_eq":
-            name = f"user{rng.randrange(size):06d}"
-            status, body = client.call(
-                "GET", f"/Users?filter=userName%20eq%20%22{name}%22"
-            )
-            assert body["totalResults"] == 1, body
-            expected = 200
-        elif operation == "page":
-            start = rng.randrange(1, size - 10)
-            status, body = client.call("GET", f"/Users?startIndex={start}&count=10")
-            assert len(body["Resources"]) == 10, body
-            expected = 200
-        elif operation == "scan":
-            fragment = f"{rng.randrange(size):06d}@"
-            query = f"filter=emails.value%20co%20%22{fragment}%22&count=10"
-            status, body = client.call("GET", f"/Users?{query}")
-            assert body["totalResults"] >= 1, body
-            expected = 200
-        elif operation == "patch":
-            body = {
-                "schemas": [PATCH_OP],
-                "Operations": [
-                    {
-                        "op": "replace",
-                        "path": "displayName",
-                        "value": f"n{rng.random()}",
-                    }
-                ],
-            }
-            status, _ = client.call("PATCH", f"/Users/{rng.choice(ids)}", body)
-            # RFC 7644 §3.5.2: 200 with the resource, or 204 (scim2-server).
-            expected = status if status in (200, 204) else 200
-        else:
-            status, _ = client.call("GET", "/bare")
-            expected = 200
-        assert status == expected, (operation, status)
+        status, body = client.call(*next(sent))
+        assert CHECKS[operation](status, body), (operation, status, body)
 
     request()  # warm up the connection and the code path
     best = 0.0
@@ -251,7 +268,7 @@ def bench_scim_server(name, command, env, prefix, sizes, seconds, out) -> dict:
         ids: list[str] = []
         for size in sizes:
             print(f"  {name}: seeding {size} users", flush=True)
-            ids += seed(client, len(ids), size, batch)
+            ids += seed(client.call, len(ids), size, batch)
             results["rss_mb"][size] = server.rss_mb()
             for operation in OPERATIONS:
                 rate = measure(client, operation, ids, size, seconds)
@@ -293,31 +310,11 @@ def report(results: dict, sizes: list[int]) -> tuple[str, list[str]]:
                 for f, r in zip(FRAMEWORKS, rates[:3], strict=True)
             ]
             rows.append(row)
-    ceiling = [
-        LABELS["bare"],
-        *(f"{results[f]['ceiling']:,.1f}" for f in FRAMEWORKS),
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-    ]
-    rows.append(ceiling)
     big, small = max(sizes), min(sizes)
-    rows.append(
-        [
-            f"RSS MB at {big:,} users",
-            *(f"{results[n]['rss_mb'][big]:.0f}" for n in names),
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-        ]
-    )
+    ceilings = [f"{results[f]['ceiling']:,.1f}" for f in FRAMEWORKS]
+    memory = [f"{results[n]['rss_mb'][big]:.0f}" for n in names]
+    for row in ([LABELS["bare"], *ceilings], [f"RSS MB at {big:,} users", *memory]):
+        rows.append(row + [""] * (len(header) - len(row)))  # blank up to the width
     widths = [
         max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))
     ]
