@@ -29,6 +29,11 @@ MAX_PAYLOAD_SIZE = 1024 * 1024  # bytes, for any request body (RFC 7644 §3.7.4)
 MAX_BULK_OPERATIONS = 100  # operations in one POST /Bulk
 MAX_RESULTS = 200  # resources in one page of a list or search
 DEFAULT_PAGE_SIZE = 100  # when the client sends no `count`
+# Not in the ServiceProviderConfig, which has no field for them; a request over
+# one is a 400 that names it (shared/limits.py).
+MAX_JSON_DEPTH = 32  # arrays and objects nested in a body; a Bulk PATCH needs 8
+MAX_FILTER_LENGTH = 4096  # characters in a filter, or in a PATCH path
+MAX_FILTER_TERMS = 100  # comparisons one filter combines with and / or
 # --8<-- [end:limits]
 
 # --8<-- [start:models]

@@ -39,7 +39,9 @@ from scim2_models import SearchRequest
 from scim2_models import UnauthorizedException
 
 from shared import discovery
+from shared import limits
 from shared import mapping
+from shared import quirks
 from shared import storage
 from shared.discovery import PROVIDER
 from shared.discovery import UserResource
@@ -159,14 +161,17 @@ def _endpoint(name: str) -> ResourceEndpoint:
         raise NotFoundException(detail=f"No resource endpoint /{name}") from None
 
 
-def _parse(model: Any, body: bytes, ctx: Context) -> Any:
-    """Validate a request body with scim2-models, under the server's policy."""
-    if not body.strip():
-        raise InvalidSyntaxException(detail="The request body is empty")
+def _validate(model: Any, payload: Any, ctx: Context) -> Any:
+    """Validate parsed JSON with scim2-models, under the server's policy."""
     try:
-        return model.model_validate_json(body, scim_ctx=ctx, scim_provider=PROVIDER)
+        return model.model_validate(payload, scim_ctx=ctx, scim_provider=PROVIDER)
     except ValidationError as exc:
         raise SCIMException.from_error(Error.from_validation_errors(exc)[0]) from None
+
+
+def _parse(model: Any, body: bytes, ctx: Context) -> Any:
+    """Parse a request body within the limits, then validate it."""
+    return _validate(model, limits.read_json(body), ctx)
 
 
 def _query_parameters(model: Any, query: Mapping[str, str]) -> SearchRequest:
@@ -176,12 +181,10 @@ def _query_parameters(model: Any, query: Mapping[str, str]) -> SearchRequest:
         if model not in _NO_PARAMETERS:
             _NO_PARAMETERS[model] = SearchRequest[model]()
         return _NO_PARAMETERS[model]
-    try:
-        return SearchRequest[model].model_validate(
-            known, scim_ctx=Context.SEARCH_REQUEST, scim_provider=PROVIDER
-        )
-    except ValidationError as exc:
-        raise SCIMException.from_error(Error.from_validation_errors(exc)[0]) from None
+    limits.check_filter_length(known.get("filter"))
+    search = _validate(SearchRequest[model], known, Context.SEARCH_REQUEST)
+    limits.check_filter_terms(search.filter)
+    return search
 
 
 _NO_PARAMETERS: dict[Any, SearchRequest] = {}
@@ -373,7 +376,8 @@ def create_resource(
     """POST /Users or /Groups (RFC 7644 §3.3): 201 with Location and ETag."""
     endpoint = _endpoint(endpoint_name)
     params = _query_parameters(endpoint.model, query)
-    resource = _parse(endpoint.model, body, Context.RESOURCE_CREATION_REQUEST)
+    payload = quirks.adapt_body(limits.read_json(body), base_url)
+    resource = _validate(endpoint.model, payload, Context.RESOURCE_CREATION_REQUEST)
     record = storage.save_record(endpoint.kind, endpoint.from_scim(resource))
     return _resource_response(
         endpoint, record, base_url, Context.RESOURCE_CREATION_RESPONSE, params, 201
@@ -418,7 +422,10 @@ def replace_resource(
     """PUT /Users/{id} (RFC 7644 §3.5.1): what the body leaves out is cleared."""
     endpoint = _endpoint(endpoint_name)
     params = _query_parameters(endpoint.model, query)
-    replacement = _parse(endpoint.model, body, Context.RESOURCE_REPLACEMENT_REQUEST)
+    payload = quirks.adapt_body(limits.read_json(body), base_url)
+    replacement = _validate(
+        endpoint.model, payload, Context.RESOURCE_REPLACEMENT_REQUEST
+    )
 
     def replace(record: dict[str, Any]) -> dict[str, Any]:
         wanted = replacement.model_copy(deep=True)
@@ -448,11 +455,16 @@ def patch_resource(
     """PATCH /Users/{id} (RFC 7644 §3.5.2), answered with the patched resource."""
     endpoint = _endpoint(endpoint_name)
     params = _query_parameters(endpoint.model, query)
-    patch = _parse(PatchOp[endpoint.model], body, Context.RESOURCE_PATCH_REQUEST)
+    payload = quirks.split_filtered_keys(limits.read_json(body))
+    limits.check_patch_path_lengths(payload)
+    patch = _validate(PatchOp[endpoint.model], payload, Context.RESOURCE_PATCH_REQUEST)
+    for operation in patch.operations:
+        limits.check_patch_path_terms(operation.path)
 
     def apply_patch(record: dict[str, Any]) -> dict[str, Any] | None:
         resource = REPRESENTATIONS.editable(endpoint, record, base_url)
-        if not patch.patch(resource, scim_policy=discovery.POLICY):
+        adapted = quirks.adapt_patch(patch, resource, base_url)
+        if not adapted.patch(resource, scim_policy=discovery.POLICY):
             return None
         return endpoint.from_scim(resource)
 
@@ -531,7 +543,13 @@ def list_resources(
 def search_resources(endpoint_name: str, body: bytes, base_url: str) -> ScimResponse:
     """POST /Users/.search, /Groups/.search or /.search (RFC 7644 §3.4.3)."""
     endpoints = _searched(endpoint_name)
-    search = _parse(SearchRequest[_union(endpoints)], body, Context.SEARCH_REQUEST)
+    payload = limits.read_json(body)
+    if isinstance(payload, dict):
+        limits.check_filter_length(payload.get("filter"))
+    search = _validate(
+        SearchRequest[_union(endpoints)], payload, Context.SEARCH_REQUEST
+    )
+    limits.check_filter_terms(search.filter)
     return _search(endpoints, search, base_url)
 
 
@@ -662,10 +680,7 @@ def process_bulk(body: bytes, base_url: str) -> ScimResponse:
 
 
 def _parse_bulk(body: bytes) -> dict[str, Any]:
-    try:
-        request = json.loads(body)
-    except ValueError:
-        raise InvalidSyntaxException(detail="The body is not valid JSON") from None
+    request = limits.read_json(body)
     if not isinstance(request, dict) or not isinstance(request.get("Operations"), list):
         raise InvalidSyntaxException(detail="A BulkRequest needs an Operations list")
     if str(BulkRequest.__schema__) not in request.get("schemas", []):
