@@ -25,8 +25,9 @@ serve: install
 		--host $(HOST) --port $(PORT) --workers $(WORKERS) \
 		$(if $(filter 1,$(ACCESS_LOG)),--access-log,--no-access-log)
 
+# -rs prints why a test skipped: Chromium or PostgreSQL missing, say.
 test: install lint
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto -rs
 	# The notebooks, strictly: every output must match (ids and times sanitized).
 	# They teach the in-memory storage, whatever SCIM_DATABASE_URL says.
 	env -u SCIM_DATABASE_URL $(BIN)/pytest -n auto --dist loadfile --nbval notebooks \

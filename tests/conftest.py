@@ -147,6 +147,23 @@ BACKENDS = ["memory", "sqlite", "django-sqlite"]
 POSTGRES_URL = os.environ.get("SCIM_TEST_POSTGRES_URL")
 if POSTGRES_URL:
     BACKENDS += ["postgres", "django-postgres"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under CI=true, PostgreSQL is required; elsewhere its absence is printed."""
+    if os.environ.get("CI") == "true" and not POSTGRES_URL:
+        raise pytest.UsageError("CI=true: set SCIM_TEST_POSTGRES_URL (see .ci/run)")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if POSTGRES_URL:
+        return "storage backends: " + ", ".join(BACKENDS)
+    return (
+        "storage backends: " + ", ".join(BACKENDS) + " (PostgreSQL skipped: "
+        "set SCIM_TEST_POSTGRES_URL to run every suite on it too)"
+    )
+
+
 # The Django ORM backend (integrations/django_app/orm_storage.py): the
 # DATABASES alias of each, in tests/django_orm_settings.py.
 DJANGO_DATABASES = {"django-sqlite": "default", "django-postgres": "postgres"}

@@ -1,11 +1,13 @@
 """The built site in a real browser: linked framework tabs, code, notebook outputs.
 
 Runs headless Chromium from Debian's `chromium` package through Playwright;
-`playwright install` is never needed.
+`playwright install` is never needed. Without Chromium the tests skip, with
+the reason in pytest's summary, except under `CI=true`, where they fail.
 """
 
 import functools
 import http.server
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +82,7 @@ def site_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser | None]:
     if not CHROMIUM.is_file():
-        yield None  # each test fails, with MISSING_CHROMIUM
+        yield None  # each test skips, or fails under CI=true
         return
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -114,8 +116,10 @@ def page(browser: Browser | None, site_url: str) -> Iterator[Page | None]:
 
 
 def open_page(page: Page | None, url: str, wait_until: str = "load") -> Page:
-    if page is None:
+    if page is None and os.environ.get("CI") == "true":
         pytest.fail(MISSING_CHROMIUM, pytrace=False)
+    if page is None:
+        pytest.skip(MISSING_CHROMIUM)
     page.goto(url, wait_until=wait_until)
     return page
 
