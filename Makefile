@@ -38,7 +38,7 @@ notebooks: install
 
 # Throughput of the three integrations against scim2-server, at 1,000 and
 # 100,000 users: a table on stdout, the same in bench-results/bench.json.
-# Not a test: it takes several minutes and wants a quiet machine.
+# Not a test: it takes about fifteen minutes and wants a quiet machine.
 bench: install
 	$(BIN)/python -m bench.run
 

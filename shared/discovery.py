@@ -5,6 +5,7 @@ the resources (RFC 7643 §5-§7). The limits announced in the ServiceProviderCon
 are the very constants the service enforces, so the two cannot drift apart.
 """
 
+import os
 from typing import Any
 
 from scim2_models import AuthenticationScheme
@@ -60,7 +61,9 @@ POLICY = ScimPolicy(
 
 # --8<-- [start:service-provider-config]
 SERVICE_PROVIDER_CONFIG = ServiceProviderConfig(
-    documentation_uri="https://github.com/scim2-cookbook/scim2-cookbook",
+    # Where your administrators read how to connect an identity provider: the
+    # page of your own documentation, when there is one.
+    documentation_uri=os.environ.get("SCIM_DOCUMENTATION_URI") or None,
     patch=Patch(supported=True),
     bulk=Bulk(
         supported=True,

@@ -7,6 +7,7 @@ scim2-models' `SCIMException`s; `error_response` turns any exception into the
 SCIM Error a client must see. An integration only translates HTTP in and out.
 """
 
+import hashlib
 import hmac
 import json
 import logging
@@ -115,11 +116,12 @@ def error_response(exc: Exception) -> ScimResponse:
 def check_bearer_token(authorization: str | None, token: str) -> None:
     """Raise 401 unless the Authorization header carries `token` (RFC 6750)."""
     scheme, _, credentials = (authorization or "").partition(" ")
-    # compare_digest takes as long for a wrong token as for a right one, so the
-    # response time tells an attacker nothing about how much of a guess matched.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        credentials.strip().encode(), token.encode()
-    ):
+    # Both sides are hashed first: compare_digest then compares two strings of
+    # the same length, in a time that reveals neither how much of a guess
+    # matched nor how long the real token is.
+    presented = hashlib.sha256(credentials.strip().encode()).digest()
+    expected = hashlib.sha256(token.encode()).digest()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented, expected):
         raise UnauthorizedException(detail="A valid bearer token is required")
 
 
