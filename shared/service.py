@@ -658,23 +658,39 @@ def get_me() -> ScimResponse:
 
 # --8<-- [start:bulk]
 def process_bulk(body: bytes, base_url: str) -> ScimResponse:
-    """POST /Bulk (RFC 7644 §3.7): run each operation, resolving bulkId references."""
+    """POST /Bulk (RFC 7644 §3.7): run each operation, resolving bulkId references.
+
+    An operation that refers to a resource a later POST of the request creates
+    waits for it (RFC 7644 §3.7.1); the results keep the request's order.
+    """
     check_payload_size(len(body))
     request = _parse_bulk(body)
+    operations = request["Operations"]
     fail_on_errors = request.get("failOnErrors")
+    announced = {_bulk_id(operation) for operation in operations} - {None}
     created: dict[str, str] = {}  # bulkId -> id of the resource it created
+    results: dict[int, dict[str, Any]] = {}
     errors = 0
-    results = []
-    for operation in request["Operations"]:
-        if fail_on_errors is not None and errors >= fail_on_errors:
-            break
-        result = _bulk_operation(operation, created, base_url)
-        if int(result["status"]) >= 400:
-            errors += 1
-        results.append(result)
+    pending = list(range(len(operations)))
+    while pending and (fail_on_errors is None or errors < fail_on_errors):
+        ready = [
+            index
+            for index in pending
+            if not (_bulk_references(operations[index]) & announced) - created.keys()
+        ]
+        # No progress left (a cycle, or a POST that failed): the rest run now,
+        # and each reference still unresolved is that operation's 409.
+        for index in ready or pending:
+            if fail_on_errors is not None and errors >= fail_on_errors:
+                break
+            results[index] = _bulk_operation(operations[index], created, base_url)
+            if int(results[index]["status"]) >= 400:
+                errors += 1
+                announced.discard(_bulk_id(operations[index]))
+        pending = [index for index in pending if index not in results]
     response = BulkResponse[_union(list(ENDPOINTS.values()))](operations=[])
     body_out = response.model_dump(scim_ctx=Context.BULK_RESPONSE)
-    body_out["Operations"] = results
+    body_out["Operations"] = [results[index] for index in sorted(results)]
     return ScimResponse(200, body_out)
 
 
@@ -715,6 +731,8 @@ def _bulk_operation(
                 detail="method must be POST, PUT, PATCH or DELETE"
             )
         if operation.get("bulkId") is not None:
+            if not isinstance(operation["bulkId"], str):
+                raise InvalidValueException(detail="bulkId must be a string")
             result["bulkId"] = operation["bulkId"]
         path = _resolve_bulk_ids(str(operation.get("path", "")), created)
         data = json.dumps(_resolve_bulk_ids(operation.get("data"), created)).encode()
@@ -755,13 +773,35 @@ def _bulk_operation(
     return result
 
 
+def _bulk_id(operation: Any) -> str | None:
+    """The bulkId a POST announces, if it is one."""
+    if isinstance(operation, dict) and str(operation.get("method", "")).upper() == (
+        "POST"
+    ):
+        bulk_id = operation.get("bulkId")
+        return bulk_id if isinstance(bulk_id, str) else None
+    return None
+
+
+def _bulk_references(value: Any) -> set[str]:
+    """Every bulkId that "bulkId:<id>" strings in an operation refer to."""
+    if isinstance(value, str) and (value.startswith("bulkId:") or "/bulkId:" in value):
+        return {value.rpartition("bulkId:")[2]}
+    if isinstance(value, list):
+        return set().union(*(_bulk_references(item) for item in value))
+    if isinstance(value, dict):
+        return set().union(*(_bulk_references(item) for item in value.values()))
+    return set()
+
+
 def _resolve_bulk_ids(value: Any, created: dict[str, str]) -> Any:
     """Replace every "bulkId:<id>" with the id the referenced POST created."""
     if isinstance(value, str) and value.startswith("bulkId:"):
         bulk_id = value.removeprefix("bulkId:")
         if bulk_id not in created:
             raise ConflictException(
-                detail=f"bulkId {bulk_id!r} names no earlier POST of this request"
+                detail=f"bulkId {bulk_id!r} names no POST of this request that "
+                "succeeded"
             )
         return created[bulk_id]
     if isinstance(value, str) and "/bulkId:" in value:

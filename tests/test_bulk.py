@@ -145,6 +145,72 @@ def test_unknown_bulk_id_is_an_error_of_that_operation(client):
     assert client.get("/Groups").json["totalResults"] == 0
 
 
+def test_forward_bulk_id_references_wait_for_their_post(client):
+    # RFC 7644 §3.7.1: the server MUST try to resolve a reference to a POST
+    # that comes later in the request.
+    group = {
+        "method": "POST",
+        "path": "/Groups",
+        "bulkId": "admins",
+        "data": {
+            "schemas": [GROUP_SCHEMA],
+            "displayName": "Admins",
+            "members": [{"value": "bulkId:alice"}],
+        },
+    }
+    title = {
+        "method": "PATCH",
+        "path": "/Users/bulkId:alice",
+        "data": {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "title", "value": "Lead"}],
+        },
+    }
+    reply = client.post("/Bulk", bulk(group, title, post_user("alice", "alice")))
+    results = reply.json["Operations"]
+    assert [r["status"] for r in results] == ["201", "200", "201"]
+    assert [r.get("bulkId") for r in results] == ["admins", None, "alice"]
+    alice = client.get(results[2]["location"].removeprefix(BASE)).json
+    admins = client.get(results[0]["location"].removeprefix(BASE)).json
+    assert [member["value"] for member in admins["members"]] == [alice["id"]]
+    assert alice["title"] == "Lead"
+
+
+def test_circular_bulk_id_references_are_409(client):
+    def group(bulk_id, member):
+        return {
+            "method": "POST",
+            "path": "/Groups",
+            "bulkId": bulk_id,
+            "data": {
+                "schemas": [GROUP_SCHEMA],
+                "displayName": bulk_id,
+                "members": [{"type": "Group", "value": f"bulkId:{member}"}],
+            },
+        }
+
+    reply = client.post("/Bulk", bulk(group("a", "b"), group("b", "a")))
+    assert [r["status"] for r in reply.json["Operations"]] == ["409", "409"]
+    assert client.get("/Groups").json["totalResults"] == 0
+
+
+def test_a_reference_to_a_post_that_failed_is_409(client):
+    create_user(client, "alice")
+    member = {
+        "method": "POST",
+        "path": "/Groups",
+        "bulkId": "g",
+        "data": {
+            "schemas": [GROUP_SCHEMA],
+            "displayName": "G",
+            "members": [{"value": "bulkId:dup"}],
+        },
+    }
+    reply = client.post("/Bulk", bulk(member, post_user("dup", "alice")))
+    assert [r["status"] for r in reply.json["Operations"]] == ["409", "409"]
+    assert client.get("/Groups").json["totalResults"] == 0
+
+
 def test_bad_operations(client):
     reply = client.post(
         "/Bulk",
