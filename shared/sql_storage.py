@@ -24,20 +24,20 @@ from scim2_models import InvalidFilterException
 from scim2_models import InvalidValueException
 from scim2_models import NotFoundException
 from scim2_models import PreconditionFailedException
+from scim2_models import ScimFilter
 from scim2_models import SearchRequest
 from scim2_models import UniquenessException
+from scim2_models.path import AttributeBinding
+from scim2_models.path import AttrPath
+from scim2_models.path import CompareOperator
+from scim2_models.path import Comparison
 from scim2_models.path import FilterVisitor
-from scim2_models.path.expressions import AttrPath
-from scim2_models.path.expressions import CompareOperator
-from scim2_models.path.expressions import Comparison
-from scim2_models.path.expressions import LogicalExpr
-from scim2_models.path.expressions import LogicalOperator
-from scim2_models.path.expressions import Not
-from scim2_models.path.expressions import Present
-from scim2_models.path.expressions import ValuePath
-from scim2_models.path.resolution import AttributeBinding
-from scim2_models.path.resolution import _resolve_filter_path
-from scim2_models.path.resolution import coerce_value
+from scim2_models.path import LogicalExpr
+from scim2_models.path import LogicalOperator
+from scim2_models.path import Not
+from scim2_models.path import Present
+from scim2_models.path import ValuePath
+from scim2_models.path import coerce_value
 from sqlalchemy import JSON
 from sqlalchemy import Boolean
 from sqlalchemy import Column
@@ -753,9 +753,7 @@ class SqlFilter(FilterVisitor[ColumnElement]):
     def _resolve(
         self, attr_path: AttrPath, for_comparison: bool = False
     ) -> AttributeBinding | None:
-        return _resolve_filter_path(
-            self.model, attr_path, strict=False, for_comparison=for_comparison
-        )
+        return resolve_filter_path(self.model, attr_path, for_comparison)
 
     def _is_members(self, binding: AttributeBinding) -> bool:
         return binding.field_name in ("members", "groups")
@@ -845,6 +843,21 @@ class _ChildFilter(SqlFilter):
         return false()  # nested value paths are not SCIM (RFC 7644 errata 7122)
 
 
+def resolve_filter_path(
+    model: Any, attr_path: AttrPath, for_comparison: bool = False
+) -> AttributeBinding | None:
+    """Bind an attribute path of a filter to `model`, as `ScimFilter.match` does.
+
+    A filter bound to the model resolves its paths: None for an attribute the
+    model does not have, which is false rather than an error (RFC 7644
+    §3.4.2.1). A comparison on a multi-valued complex attribute
+    (`emails co "x"`) binds its `value` sub-attribute (`resolve_comparison`).
+    """
+    bound = ScimFilter[model](Present(attr_path))
+    resolve = bound.resolve_comparison if for_comparison else bound.resolve
+    return resolve(attr_path, strict=False)
+
+
 def sub_attribute_name(attr_path: AttrPath) -> str:
     """The Python name of a sub-attribute written in a value filter."""
     return {"$ref": "ref"}.get(attr_path.attr, attr_path.attr.lower())
@@ -911,14 +924,12 @@ def _codepoint_order(column: ColumnElement, dialect: str) -> ColumnElement:
 
 def json_path(binding: AttributeBinding) -> tuple[str, ...]:
     """The keys leading to an attribute inside `extra`, in SCIM spelling."""
-    model = binding.model
-    path: tuple[str, ...] = (model._scim_name(binding.field_name),)
+    # The URN spells the attribute as its schema does, after the schema's
+    # URN: `...:2.0:User:name.givenName`. SCIM names hold no `:` and no `.`.
+    names = tuple(binding.urn.rpartition(":")[2].split("."))
     if binding.urn.lower().startswith(ENTERPRISE.lower()):
-        path = (ENTERPRISE, *path)
-    if binding.sub_field_name:
-        sub_model = binding.field_type
-        path += (sub_model._scim_name(binding.sub_field_name),)
-    return path
+        return (ENTERPRISE, *names)
+    return names
 
 
 def _sort_key(kind: str, binding: AttributeBinding, dialect: str) -> ColumnElement:

@@ -26,8 +26,8 @@ from scim2_models import NotFoundException
 from scim2_models import PreconditionFailedException
 from scim2_models import SearchRequest
 from scim2_models import UniquenessException
-from scim2_models.path.expressions import CompareOperator
-from scim2_models.path.expressions import Comparison
+from scim2_models.path import CompareOperator
+from scim2_models.path import Comparison
 
 from shared.compiled_filter import compile_filter
 

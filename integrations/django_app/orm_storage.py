@@ -67,18 +67,17 @@ from scim2_models import NotFoundException
 from scim2_models import PreconditionFailedException
 from scim2_models import SearchRequest
 from scim2_models import UniquenessException
+from scim2_models.path import AttributeBinding
+from scim2_models.path import AttrPath
+from scim2_models.path import CompareOperator
+from scim2_models.path import Comparison
 from scim2_models.path import FilterVisitor
-from scim2_models.path.expressions import AttrPath
-from scim2_models.path.expressions import CompareOperator
-from scim2_models.path.expressions import Comparison
-from scim2_models.path.expressions import LogicalExpr
-from scim2_models.path.expressions import LogicalOperator
-from scim2_models.path.expressions import Not
-from scim2_models.path.expressions import Present
-from scim2_models.path.expressions import ValuePath
-from scim2_models.path.resolution import AttributeBinding
-from scim2_models.path.resolution import _resolve_filter_path
-from scim2_models.path.resolution import coerce_value
+from scim2_models.path import LogicalExpr
+from scim2_models.path import LogicalOperator
+from scim2_models.path import Not
+from scim2_models.path import Present
+from scim2_models.path import ValuePath
+from scim2_models.path import coerce_value
 
 from integrations.django_app.models import Membership
 from integrations.django_app.models import ScimGroup
@@ -93,6 +92,7 @@ from shared.sql_storage import SUB_COLUMNS
 from shared.sql_storage import USER_COLUMNS
 from shared.sql_storage import USER_RECORD_FIELDS
 from shared.sql_storage import json_path
+from shared.sql_storage import resolve_filter_path
 from shared.sql_storage import sub_attribute_name
 from shared.storage import GROUP
 from shared.storage import KINDS
@@ -588,9 +588,7 @@ class OrmFilter(FilterVisitor[Q]):
     def _resolve(
         self, attr_path: AttrPath, for_comparison: bool = False
     ) -> AttributeBinding | None:
-        return _resolve_filter_path(
-            self.resource_model, attr_path, strict=False, for_comparison=for_comparison
-        )
+        return resolve_filter_path(self.resource_model, attr_path, for_comparison)
 
     def _is_child(self, binding: AttributeBinding) -> bool:
         """Whether the attribute's values are rows of another model."""
