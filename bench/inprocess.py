@@ -98,11 +98,14 @@ def _flask(token: str) -> Client:
 
 def _fastapi(token: str) -> Client:
     import httpx2  # the HTTP client of Starlette's TestClient
+    from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
     from integrations.fastapi_app import create_app
 
-    app = create_app(token)
+    # Mounted at /scim/v2, as integrations/fastapi_app/asgi.py serves it.
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.mount("/scim/v2", create_app(token))
     # Entered once, the test client starts an event loop in a thread of its
     # own and runs the app's lifespan on it: the app's one loop, as under
     # uvicorn. Its requests would each go to that loop and back from here, so

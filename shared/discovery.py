@@ -94,6 +94,24 @@ PROVIDER = ScimProvider(
 )
 """The whole description of the service, handed to scim2-models on every call."""
 
+# --8<-- [start:users-only]
+USERS_ONLY = ScimProvider(
+    models=[User, EnterpriseUser],
+    resource_types=[USER_RESOURCE_TYPE],
+    config=SERVICE_PROVIDER_CONFIG.model_copy(
+        update={
+            "patch": Patch(supported=False),
+            "bulk": Bulk(supported=False),
+            "filter": Filter(supported=False),
+            "sort": Sort(supported=False),
+            "etag": ETag(supported=False),
+        }
+    ),
+    policy=POLICY,
+)
+"""What the first recipe (minimal.py) serves: Users, with none of the options."""
+# --8<-- [end:users-only]
+
 
 def _with_meta(document: Any, resource_type: str, location: str) -> Any:
     """Return a copy of a discovery document carrying its meta (RFC 7643 §5-§7)."""
@@ -102,26 +120,30 @@ def _with_meta(document: Any, resource_type: str, location: str) -> Any:
     )
 
 
-def service_provider_config(base_url: str) -> ServiceProviderConfig:
+def service_provider_config(
+    base_url: str, provider: ScimProvider = PROVIDER
+) -> ServiceProviderConfig:
     """The ServiceProviderConfig document, located under `base_url`."""
     return _with_meta(
-        SERVICE_PROVIDER_CONFIG,
+        provider.config,
         "ServiceProviderConfig",
         f"{base_url}/ServiceProviderConfig",
     )
 
 
-def schemas(base_url: str) -> list[Schema]:
+def schemas(base_url: str, provider: ScimProvider = PROVIDER) -> list[Schema]:
     """Every schema the service knows, each located under `base_url`."""
     return [
         _with_meta(schema, "Schema", f"{base_url}/Schemas/{schema.id}")
-        for schema in PROVIDER.schemas
+        for schema in provider.schemas
     ]
 
 
-def resource_types(base_url: str) -> list[ResourceType]:
+def resource_types(
+    base_url: str, provider: ScimProvider = PROVIDER
+) -> list[ResourceType]:
     """Every resource type the service serves, each located under `base_url`."""
     return [
         _with_meta(rtype, "ResourceType", f"{base_url}/ResourceTypes/{rtype.id}")
-        for rtype in PROVIDER.resource_types
+        for rtype in provider.resource_types
     ]

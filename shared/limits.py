@@ -33,6 +33,7 @@ from shared import discovery
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 _INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _OPENERS_IN_A_ROW = re.compile(rb"[\[{]{%d}" % (discovery.MAX_JSON_DEPTH + 1))
 
 
@@ -43,11 +44,21 @@ def read_json(body: bytes) -> Any:
         raise InvalidSyntaxException(detail="The request body is empty")
     check_json_depth(body)
     try:
-        return json.loads(body)
+        payload = json.loads(body)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError included
         raise InvalidSyntaxException(
             detail=f"The body is not valid JSON: {exc}"
         ) from None
+    if _SURROGATE_ESCAPE.search(body):
+        # JSON lets "\ud800" stand alone, Unicode does not: no database could
+        # store such a string, so it is refused here, once, for all of them.
+        try:
+            json.dumps(payload, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidSyntaxException(
+                detail="The body holds a lone surrogate, which is not text"
+            ) from None
+    return payload
 
 
 def check_json_depth(body: bytes) -> None:

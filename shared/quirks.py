@@ -102,7 +102,7 @@ def split_filtered_keys(payload: Any) -> Any:
     split = []
     for operation in operations:
         value = operation.get("value") if isinstance(operation, dict) else None
-        if operation_path(operation) is not None or not isinstance(value, dict):
+        if not isinstance(value, dict) or operation_path(operation) is not None:
             split.append(operation)
             continue
         filtered = [key for key in value if "[" in key]

@@ -701,7 +701,8 @@ def _parse_bulk(body: bytes) -> dict[str, Any]:
     request = limits.read_json(body)
     if not isinstance(request, dict) or not isinstance(request.get("Operations"), list):
         raise InvalidSyntaxException(detail="A BulkRequest needs an Operations list")
-    if str(BulkRequest.__schema__) not in request.get("schemas", []):
+    schemas = request.get("schemas")
+    if not isinstance(schemas, list) or str(BulkRequest.__schema__) not in schemas:
         raise InvalidSyntaxException(
             detail=f"schemas must list {BulkRequest.__schema__}"
         )

@@ -1,4 +1,8 @@
-"""One uniform in-process client per framework, so every test runs against all three."""
+"""One uniform in-process client per framework, so every test runs against all three.
+
+Each framework's app is a stock host application (tests/hosts/) with SCIM
+mounted at PREFIX, as a reader's own application would have it.
+"""
 
 import json
 import os
@@ -13,17 +17,23 @@ import pytest
 
 TOKEN = "test-token"
 os.environ["SCIM_TOKEN"] = TOKEN
-# The app's settings, plus the ORM recipe's app and throwaway test databases.
+# The host project's settings, plus the ORM recipe's app and test databases.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_orm_settings")
 
 import django  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
 
 django.setup()
+# What Django's test runner does: DEBUG off, "testserver" an allowed host.
+setup_test_environment(debug=False)
+
+from hosts import MINIMAL_PREFIX  # noqa: E402
+from hosts import PREFIX  # noqa: E402
 
 from shared import storage  # noqa: E402
 
 FRAMEWORKS = ("flask", "fastapi", "django")
-BASE = "http://testserver/scim/v2"
+BASE = "http://testserver" + PREFIX  # the SCIM root of the apps make_app builds
 SCIM_JSON = "application/scim+json"
 
 
@@ -41,11 +51,16 @@ class Reply:
 
 
 class ScimClient:
-    """Sends requests to one framework's app through its own test client."""
+    """Sends requests to one framework's app through its own test client.
 
-    def __init__(self, framework: str, app: Any) -> None:
+    Paths are relative to `prefix`, where the app serves SCIM: "/Users".
+    """
+
+    def __init__(self, framework: str, app: Any, prefix: str = PREFIX) -> None:
         self.framework = framework
         self.app = app
+        self.prefix = prefix
+        self.base = "http://testserver" + prefix  # the SCIM root, as URLs show it
         if framework == "flask":
             self._client = app.test_client()
         elif framework == "fastapi":
@@ -55,7 +70,8 @@ class ScimClient:
         else:
             from django.test import Client
 
-            self._client = Client()
+            # As a real client: no CSRF token, and the check not skipped.
+            self._client = Client(enforce_csrf_checks=True)
 
     def request(
         self,
@@ -69,7 +85,7 @@ class ScimClient:
         token: str | None = TOKEN,
         content_type: str = SCIM_JSON,
     ) -> Reply:
-        url = "/scim/v2" + path
+        url = self.prefix + path
         if params:
             url += "?" + urlencode(params)
         if json_body is not None:
@@ -130,14 +146,15 @@ class ScimClient:
 
 
 def make_app(framework: str) -> Any:
+    """The framework's host app, with SCIM at PREFIX (Django's is in the settings)."""
     if framework == "flask":
-        from integrations.flask_app import create_app
+        from hosts.flask_host import create_host
 
-        return create_app(TOKEN)
+        return create_host(TOKEN)
     if framework == "fastapi":
-        from integrations.fastapi_app import create_app
+        from hosts.fastapi_host import create_host
 
-        return create_app(TOKEN)
+        return create_host(TOKEN)
     from django.core.wsgi import get_wsgi_application
 
     return get_wsgi_application()
@@ -298,9 +315,25 @@ def app(framework: str, backend: str) -> Any:
     return make_app(framework)
 
 
+RECIPE_PREFIXES = {"full": PREFIX, "minimal": MINIMAL_PREFIX}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `minimal` also run against the first recipe (minimal.py)."""
+    marked = metafunc.definition.get_closest_marker("minimal") is not None
+    if marked and "client" in metafunc.fixturenames:
+        metafunc.parametrize("recipe", ["full", "minimal"], indirect=True)
+
+
 @pytest.fixture
-def client(framework: str, app: Any) -> ScimClient:
-    return ScimClient(framework, app)
+def recipe(request: pytest.FixtureRequest) -> str:
+    """Which integration a test talks to: the full one, or the first recipe."""
+    return getattr(request, "param", "full")
+
+
+@pytest.fixture
+def client(framework: str, app: Any, recipe: str) -> ScimClient:
+    return ScimClient(framework, app, RECIPE_PREFIXES[recipe])
 
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"

@@ -1,18 +1,22 @@
-"""Django settings for the tests of the ORM backend: the app installed, test databases.
+"""Django settings of the tests: the stock host project, the ORM app, test databases.
 
     DJANGO_SETTINGS_MODULE=django_orm_settings .venv/bin/pytest tests/test_django_orm.py
 
-"default" is a SQLite file of this process in the temporary directory, removed by
-the tests when they end; "postgres" is a schema of this pytest worker in
-SCIM_TEST_POSTGRES_URL's database, when that variable is set.
+Settings are global to a process, so the whole suite runs on these: the host
+project of hosts/django_settings.py (startproject's defaults, SCIM included at
+/api/scim/v2/), with the ORM recipe's models installed. "default" is a SQLite
+file of this process in the temporary directory, removed by the tests when they
+end; "postgres" is a schema of this pytest worker in SCIM_TEST_POSTGRES_URL's
+database, when that variable is set.
 """
 
 import os
 import tempfile
 
+from hosts.django_settings import *  # noqa: F403
+from hosts.django_settings import INSTALLED_APPS
+
 from integrations.django_app.databases import database_from_url
-from integrations.django_app.settings import *  # noqa: F403
-from integrations.django_app.settings import INSTALLED_APPS
 
 APP = "integrations.django_app"
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")

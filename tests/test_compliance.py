@@ -1,6 +1,7 @@
 """scim2-tester, the external compliance checker, against each app in process."""
 
 import pytest
+from conftest import BASE
 from conftest import TOKEN
 from fastapi.testclient import TestClient
 from scim2_client.engines.httpx2 import SyncSCIMClient
@@ -8,7 +9,6 @@ from scim2_client.engines.wsgi import WSGISCIMClient
 from scim2_tester import Status
 from scim2_tester import check_server
 
-BASE = "http://testserver/scim/v2"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 
 

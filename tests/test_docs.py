@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from conftest import BASE
 
 from shared import demo
 
@@ -23,10 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
 FRAMEWORK_TABS = ("Flask", "FastAPI", "Django")
+# Where a framework tab's code may come from: the integration, or the stock
+# host app of that framework the tests mount it in.
 FRAMEWORK_DIRS = {
-    "Flask": "integrations/flask_app/",
-    "FastAPI": "integrations/fastapi_app/",
-    "Django": "integrations/django_app/",
+    "Flask": ("integrations/flask_app/", "tests/hosts/flask_"),
+    "FastAPI": ("integrations/fastapi_app/", "tests/hosts/fastapi_"),
+    "Django": ("integrations/django_app/", "tests/hosts/django_"),
 }
 
 # --8<-- "path:section", as pymdownx.snippets reads it (an escaped `;--8<--` is text).
@@ -101,7 +104,7 @@ def test_framework_tabs_come_as_flask_fastapi_django():
                     break
                 snippet = SNIPPET.match(body)
                 if snippet and not snippet["target"].startswith(
-                    FRAMEWORK_DIRS.get(label, "?")
+                    FRAMEWORK_DIRS.get(label, ("?",))
                 ):
                     problems.append(
                         f"{page.name}:{number + 1}: the {label} tab includes "
@@ -148,8 +151,10 @@ def test_site_builds_strict():
 OMITTABLE = {"meta", "description", "documentationUri"}
 # The lists whose order means something; any other list is compared as a set.
 ORDERED = {"Resources", "Operations"}
-SITE_ROOT = "http://127.0.0.1:8000"
-TEST_ROOT = "http://testserver"
+# The pages show `make serve` at SITE_ROOT; the tests mount SCIM at BASE.
+SITE_PREFIX = "/scim/v2"
+SITE_ROOT = "http://127.0.0.1:8000" + SITE_PREFIX
+TEST_ROOT = BASE
 HTTP_BLOCK = re.compile(
     r"^(?P<indent>[ \t]*)```http[^\n]*\n(?P<text>.*?)^(?P=indent)```", re.M | re.S
 )
@@ -293,7 +298,7 @@ def compare_unordered(shown: list, actual: Any, ids: Ids, where: str) -> None:
 def encode_target(target: str) -> str:
     """The request target as sent: the page shows query values unencoded."""
     path, _, query = target.partition("?")
-    assert path.startswith("/scim/v2/"), f"{target}: not under /scim/v2"
+    assert path.startswith(f"{SITE_PREFIX}/"), f"{target}: not under {SITE_PREFIX}"
     if not query:
         return path
     parameters = [part.partition("=") for part in query.split("&")]
@@ -321,7 +326,7 @@ def replay(client: Any, request: Message, response: Message, ids: Ids) -> None:
     )
     reply = client.request(
         line["method"],
-        target.removeprefix("/scim/v2"),
+        target.removeprefix(SITE_PREFIX),
         body=body,
         headers=headers,
         **options,
@@ -350,3 +355,18 @@ def test_http_exchanges_are_true(page, client):
     ids = Ids()
     for request, response in exchanges(page):
         replay(client, request, response, ids)
+
+
+def test_the_sizes_of_the_files_to_copy_are_true():
+    """The first recipe's table: each "About N lines" within 15% of the files."""
+    page = (DOCS / "add-scim-to-your-app.md").read_text()
+    rows = re.findall(r"^\| [^|]+ \| (.+) \| (\d+) lines \|$", page, re.M)
+    assert len(rows) >= 6, "the table of files to copy is gone"
+    for files, shown in rows:
+        paths = re.findall(r"`([\w/<>.]+\.py)`", files)
+        for framework in ("flask", "fastapi", "django"):
+            expanded = [ROOT / path.replace("<framework>", framework) for path in paths]
+            if not all(path.is_file() for path in expanded):
+                continue
+            lines = sum(len(path.read_text().splitlines()) for path in expanded)
+            assert abs(lines - int(shown)) <= 0.15 * int(shown), (files, lines)

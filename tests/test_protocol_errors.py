@@ -3,6 +3,7 @@
 import pytest
 from conftest import BASE
 from conftest import SCIM_JSON
+from conftest import ScimClient
 from conftest import assert_error
 from conftest import user_body
 
@@ -33,6 +34,7 @@ def test_missing_token_is_401_with_www_authenticate(client, method, path):
     assert reply.headers["www-authenticate"].startswith("Bearer")
 
 
+@pytest.mark.minimal
 @pytest.mark.parametrize("authorization", ["Bearer wrong", "Basic dGVzdA==", "Bearer"])
 def test_wrong_credentials_are_401(client, authorization):
     reply = client.get("/Users", token=None, headers={"Authorization": authorization})
@@ -40,11 +42,13 @@ def test_wrong_credentials_are_401(client, authorization):
     assert "www-authenticate" in reply.headers
 
 
+@pytest.mark.minimal
 def test_token_prefix_is_not_enough(client):
     reply = client.get("/Users", token="test-tok")
     assert_error(reply, 401)
 
 
+@pytest.mark.minimal
 def test_nothing_is_written_without_the_token(client):
     client.post("/Users", user_body("bjensen"), token=None)
     assert client.get("/Users").json["totalResults"] == 0
@@ -57,10 +61,15 @@ def test_unknown_route_is_404_scim_error(client, path):
     assert_error(client.get(path), 404)
 
 
-def test_unknown_route_outside_scim_is_still_scim_json(client):
-    reply = client.request("GET", "/../../elsewhere")
+def test_the_prefix_itself_is_a_scim_404(client):
+    assert_error(client.get("/"), 404)
+
+
+def test_unknown_route_outside_scim_is_the_hosts_own(client):
+    """SCIM is a guest under its prefix: elsewhere, the host app answers."""
+    reply = ScimClient(client.framework, client.app, prefix="").get("/elsewhere")
     assert reply.status == 404
-    assert reply.headers["content-type"].startswith(SCIM_JSON)
+    assert not reply.headers["content-type"].startswith(SCIM_JSON)
 
 
 @pytest.mark.parametrize(

@@ -196,6 +196,7 @@ def test_non_numeric_paging_is_400(client, people):
     assert_error(client.get("/Users", params={"count": "ten"}), 400, "invalidValue")
 
 
+@pytest.mark.minimal
 def test_count_is_capped_at_max_results(client, monkeypatch):
     monkeypatch.setattr(discovery, "MAX_RESULTS", 3)
     for index in range(5):
@@ -206,6 +207,7 @@ def test_count_is_capped_at_max_results(client, monkeypatch):
     assert (body["totalResults"], body["itemsPerPage"]) == (5, 3)
 
 
+@pytest.mark.minimal
 def test_default_page_size(client, monkeypatch):
     monkeypatch.setattr(discovery, "DEFAULT_PAGE_SIZE", 2)
     for index in range(3):

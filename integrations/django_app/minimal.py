@@ -8,6 +8,8 @@ Each view validates with scim2-models in the right `Context`, maps to a record
 settings); `views.py` adds groups, filters, PATCH, Bulk, ETags and IdP quirks.
 """
 
+# --8<-- [start:recipe]
+
 import hashlib
 import hmac
 import json
@@ -35,7 +37,7 @@ from scim2_models import UnauthorizedException
 from shared import discovery
 from shared import mapping
 from shared import storage
-from shared.discovery import PROVIDER
+from shared.discovery import USERS_ONLY
 from shared.discovery import UserResource
 
 app_name = "scim_minimal"  # the namespace base_url() reverses in
@@ -66,12 +68,6 @@ def base_url(request: HttpRequest) -> str:
     """Where the project included these URLs, for meta.location and Location."""
     root = reverse(f"{request.resolver_match.namespace}:{SPC}")
     return request.build_absolute_uri(root).removesuffix("/ServiceProviderConfig")
-
-
-def existing_user(user_id: str) -> dict[str, Any]:
-    if (record := storage.get_record(storage.USER, user_id)) is None:
-        raise NotFoundException(detail=f"User {user_id} not found")
-    return record
 
 
 def scim_view(*methods: str):
@@ -112,20 +108,20 @@ def check_bearer_token(authorization: str) -> None:  # RFC 6750
 
 @scim_view("GET")
 def get_service_provider_config(request: HttpRequest) -> HttpResponse:
-    config = discovery.service_provider_config(base_url(request))
+    config = discovery.service_provider_config(base_url(request), USERS_ONLY)
     return scim_response(config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
 
 
 @scim_view("GET")
 def list_schemas(request: HttpRequest) -> HttpResponse:
-    schemas = discovery.schemas(base_url(request))
+    schemas = discovery.schemas(base_url(request), USERS_ONLY)
     listing = ListResponse[Schema](total_results=len(schemas), resources=schemas)
     return scim_response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE))
 
 
 @scim_view("GET")
 def list_resource_types(request: HttpRequest) -> HttpResponse:
-    types = discovery.resource_types(base_url(request))
+    types = discovery.resource_types(base_url(request), USERS_ONLY)
     listing = ListResponse[ResourceType](total_results=len(types), resources=types)
     return scim_response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE))
 
@@ -136,7 +132,7 @@ def users(request: HttpRequest) -> HttpResponse:
         user = UserResource.model_validate_json(
             request.body,
             scim_ctx=Context.RESOURCE_CREATION_REQUEST,
-            scim_provider=PROVIDER,
+            scim_provider=USERS_ONLY,
         )
         record = storage.save_record(storage.USER, mapping.from_scim_user(user))
         return user_response(request, record, Context.RESOURCE_CREATION_RESPONSE, 201)
@@ -162,7 +158,8 @@ def users(request: HttpRequest) -> HttpResponse:
 
 @scim_view("GET", "PUT", "DELETE")
 def user(request: HttpRequest, user_id: str) -> HttpResponse:
-    stored = existing_user(user_id)
+    if (stored := storage.get_record(storage.USER, user_id)) is None:
+        raise NotFoundException(detail=f"User {user_id} not found")
     if request.method == "GET":
         return user_response(request, stored, Context.RESOURCE_QUERY_RESPONSE)
     if request.method == "DELETE":
@@ -171,7 +168,7 @@ def user(request: HttpRequest, user_id: str) -> HttpResponse:
     replacement = UserResource.model_validate_json(
         request.body,
         scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST,
-        scim_provider=PROVIDER,
+        scim_provider=USERS_ONLY,
     )
     # Keeps id, meta and groups; refuses a change to an immutable attribute.
     replacement.replace(mapping.to_scim_user(stored, base_url(request)))
@@ -197,3 +194,6 @@ urlpatterns = [
     # Anything else is a SCIM 404, so APPEND_SLASH never redirects a SCIM URL.
     re_path(r"^", unknown_url),
 ]
+
+
+# --8<-- [end:recipe]

@@ -25,7 +25,7 @@ ALLOWED_HOSTS = os.environ.get(
 # serves SCIM from them (integrations/django_app/apps.py).
 INSTALLED_APPS = ["integrations.django_app"]
 MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
-ROOT_URLCONF = "integrations.django_app.urls"
+ROOT_URLCONF = "integrations.django_app.root_urls"
 WSGI_APPLICATION = "integrations.django_app.wsgi.application"
 # Used by the ORM recipe only: SCIM_DATABASE_URL, the URL SqlStorage reads, or
 # else scim.sqlite3 in the working directory. Create the tables with

@@ -1,7 +1,8 @@
 """The SCIM server as Django views: one decorator for methods, auth and errors.
 
 Everything SCIM happens in `shared.service`; this file only moves HTTP in and
-out the Django way. Serve it with `make serve FRAMEWORK=django`.
+out the Django way. urls.py routes them under the prefix a project includes it
+at; serve them alone with `make serve FRAMEWORK=django`.
 """
 
 import functools
@@ -14,6 +15,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest
 from django.http import HttpResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from scim2_models import Error
 from scim2_models import PayloadTooLargeException
 from scim2_models import SCIMException
@@ -43,8 +46,14 @@ def to_response(result: ScimResponse) -> HttpResponse:
 
 
 def base_url(request: HttpRequest) -> str:
-    """The absolute URL of the SCIM root, for meta.location and Location."""
-    return request.build_absolute_uri("/scim/v2")
+    """The absolute URL of the SCIM root, for meta.location and Location.
+
+    It is wherever the project included urls.py: reverse() finds the root of
+    the include this request came through, by its namespace ("scim", unless
+    the project named it otherwise).
+    """
+    root = reverse(f"{request.resolver_match.namespace}:root")
+    return request.build_absolute_uri(root).rstrip("/")
 
 
 def request_body(request: HttpRequest) -> bytes:
@@ -66,6 +75,9 @@ def scim_view(*methods: str) -> Callable[[View], Callable[..., HttpResponse]]:
     """Allow `methods`, require the bearer token, turn any error into a SCIM Error."""
 
     def decorate(view: View) -> Callable[..., HttpResponse]:
+        # Clients send a bearer token, never a session cookie: nothing for
+        # CsrfViewMiddleware to protect, and no CSRF token to expect.
+        @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
@@ -92,12 +104,10 @@ def scim_view(*methods: str) -> Callable[[View], Callable[..., HttpResponse]]:
 # --8<-- [end:scim-view]
 
 
-def route_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+@csrf_exempt
+def route_not_found(request: HttpRequest) -> HttpResponse:
+    """Any other URL under the prefix, with any method: urls.py's catch-all."""
     return to_response(service.route_not_found())
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    return to_response(service.error_response(RuntimeError("unhandled")))
 
 
 # --8<-- [start:discovery]

@@ -1,4 +1,4 @@
-"""The FastAPI integration: `create_app()` returns the ASGI application."""
+"""The FastAPI integration: `create_app(token)` returns the ASGI app to mount."""
 
 from integrations.fastapi_app.app import create_app
 

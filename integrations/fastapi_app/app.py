@@ -1,11 +1,13 @@
-"""The SCIM server as a FastAPI router: dependencies and exception handlers.
+"""The SCIM server as a FastAPI application, for any app to mount as a sub-app.
+
+    host.mount("/api/scim/v2", create_app(token))
 
 Everything SCIM happens in `shared.service`; this file only moves HTTP in and
-out the FastAPI way. Serve it with `make serve FRAMEWORK=fastapi`.
+out the FastAPI way. A mounted app has its own routes and exception handlers:
+the host's stay as they were. Serve it alone with `make serve FRAMEWORK=fastapi`.
 """
 
 import json
-import os
 from typing import Annotated
 from typing import Any
 
@@ -61,8 +63,12 @@ def to_response(result: ScimResponse) -> Response:
 # event loop, where a plain `def` would cost a trip to the threadpool each. The
 # endpoints stay `def`, because the storage behind them may block on a database.
 async def base_url(request: Request) -> str:
-    """The absolute URL of the SCIM root, for meta.location and Location."""
-    return str(request.base_url).rstrip("/") + "/scim/v2"
+    """The absolute URL of the SCIM root, for meta.location and Location.
+
+    It is where the host mounted this app: Starlette keeps that path in the
+    scope's root_path (request.base_url is the host's root).
+    """
+    return str(request.url.replace(path=request.scope["root_path"], query=""))
 
 
 async def request_body(
@@ -90,7 +96,7 @@ async def require_bearer_token(
 
 # --8<-- [end:auth]
 
-scim = APIRouter(prefix="/scim/v2", dependencies=[Depends(require_bearer_token)])
+scim = APIRouter(dependencies=[Depends(require_bearer_token)])
 Body = Annotated[bytes, Depends(request_body)]
 BaseUrl = Annotated[str, Depends(base_url)]
 IfMatch = Annotated[str | None, Header()]
@@ -264,12 +270,17 @@ def me() -> Response:
 
 
 # --8<-- [start:create-app]
-def create_app(token: str | None = None) -> FastAPI:
-    """The FastAPI application serving SCIM under /scim/v2."""
+def create_app(token: str) -> FastAPI:
+    """SCIM as an app of its own, which a host mounts where it likes:
+
+    host.mount("/api/scim/v2", create_app(token))
+    """
     # The SCIM schemas are the API description; FastAPI's own would be wrong.
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    app.state.scim_token = token or os.environ["SCIM_TOKEN"]
+    app.state.scim_token = token
     app.include_router(scim)
+    # A sub-app's handlers see its own requests only: the host's 404s and 422s
+    # stay FastAPI's JSON.
     handlers: dict[Any, Any] = {
         SCIMException: handle_scim_exception,
         ValidationError: handle_scim_exception,

@@ -8,6 +8,8 @@ Each endpoint validates with scim2-models in the right `Context`, maps to a reco
 groups, filters, PATCH, Bulk, ETags and the quirks of identity providers.
 """
 
+# --8<-- [start:recipe]
+
 import hashlib
 import hmac
 import json
@@ -33,7 +35,7 @@ from starlette.exceptions import HTTPException
 from shared import discovery
 from shared import mapping
 from shared import storage
-from shared.discovery import PROVIDER
+from shared.discovery import USERS_ONLY
 from shared.discovery import UserResource
 
 
@@ -100,20 +102,20 @@ def create_app(token: str) -> FastAPI:
 
     @app.get("/ServiceProviderConfig")
     def get_service_provider_config(request: Request) -> Response:
-        config = discovery.service_provider_config(base_url(request))
+        config = discovery.service_provider_config(base_url(request), USERS_ONLY)
         return scim_response(
             config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
         )
 
     @app.get("/Schemas")
     def list_schemas(request: Request) -> Response:
-        schemas = discovery.schemas(base_url(request))
+        schemas = discovery.schemas(base_url(request), USERS_ONLY)
         listing = ListResponse[Schema](total_results=len(schemas), resources=schemas)
         return scim_response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE))
 
     @app.get("/ResourceTypes")
     def list_resource_types(request: Request) -> Response:
-        types = discovery.resource_types(base_url(request))
+        types = discovery.resource_types(base_url(request), USERS_ONLY)
         listing = ListResponse[ResourceType](total_results=len(types), resources=types)
         return scim_response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE))
 
@@ -122,7 +124,7 @@ def create_app(token: str) -> FastAPI:
         user = UserResource.model_validate_json(
             await request.body(),
             scim_ctx=Context.RESOURCE_CREATION_REQUEST,
-            scim_provider=PROVIDER,
+            scim_provider=USERS_ONLY,
         )
         record = storage.save_record(storage.USER, mapping.from_scim_user(user))
         return user_response(request, record, Context.RESOURCE_CREATION_RESPONSE, 201)
@@ -159,7 +161,7 @@ def create_app(token: str) -> FastAPI:
         replacement = UserResource.model_validate_json(
             await request.body(),
             scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST,
-            scim_provider=PROVIDER,
+            scim_provider=USERS_ONLY,
         )
         # Keeps id, meta and groups; refuses a change to an immutable attribute.
         replacement.replace(mapping.to_scim_user(stored, base_url(request)))
@@ -175,3 +177,6 @@ def create_app(token: str) -> FastAPI:
         return scim_response(None, 204)
 
     return app
+
+
+# --8<-- [end:recipe]

@@ -1,7 +1,11 @@
-"""The SCIM server as a Flask blueprint: routes, auth and error handlers.
+"""The SCIM server as a Flask blueprint, for any Flask app to register.
+
+    host.register_blueprint(create_blueprint(token), url_prefix="/api/scim/v2")
 
 Everything SCIM happens in `shared.service`; this file only moves HTTP in and
-out the Flask way. Serve it with `make serve FRAMEWORK=flask`.
+out the Flask way. The blueprint keeps to its prefix: the host's routes, error
+handlers and config stay as they were. Serve it alone with
+`make serve FRAMEWORK=flask`.
 """
 
 import json
@@ -12,21 +16,25 @@ from flask import Flask
 from flask import Response
 from flask import current_app
 from flask import request
+from flask import url_for
+from flask.sansio.blueprints import BlueprintSetupState
 from scim2_models import Error
 from scim2_models import PayloadTooLargeException
 from scim2_models import SCIMException
 from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import MethodNotAllowed
-from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import PathConverter
 
 from shared import discovery
 from shared import service
 from shared.service import ROOT_ENDPOINT
 from shared.service import ScimResponse
 
-scim = Blueprint("scim", __name__, url_prefix="/scim/v2")
+# The routes, the body limit and the error handlers; create_blueprint() wraps
+# them in a blueprint that holds the token.
+scim = Blueprint("routes", __name__)
 RESOURCES = "<any(Users, Groups):endpoint>"
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 # --8<-- [start:response]
@@ -45,12 +53,22 @@ def to_response(result: ScimResponse) -> Response:
 
 
 def base_url() -> str:
-    """The absolute URL of the SCIM root, for meta.location and Location."""
-    return request.root_url.rstrip("/") + scim.url_prefix
+    """The absolute URL of the SCIM root, for meta.location and Location.
+
+    It is wherever the host registered the blueprint: url_for() knows.
+    """
+    return url_for(".unknown_url", path="", _external=True).rstrip("/")
+
+
+@scim.before_request
+def limit_body_size() -> None:
+    # Werkzeug refuses a larger body while reading it, chunked or not (413).
+    # Flask 3.1 takes a limit per request: the host's MAX_CONTENT_LENGTH stays.
+    request.max_content_length = discovery.MAX_PAYLOAD_SIZE
 
 
 def request_body() -> bytes:
-    """The raw JSON body; Flask enforces MAX_CONTENT_LENGTH while reading it."""
+    """The raw JSON body, read within the limit above."""
     service.check_content_type(request.content_type)
     return request.get_data(cache=False)
 
@@ -58,29 +76,56 @@ def request_body() -> bytes:
 # --8<-- [end:response]
 
 
-# --8<-- [start:auth]
-@scim.before_request
-def require_bearer_token() -> None:
-    service.check_bearer_token(
-        request.headers.get("Authorization"), current_app.config["SCIM_TOKEN"]
-    )
-
-
-# --8<-- [end:auth]
-
-
 # --8<-- [start:errors]
+# A blueprint's handlers see the errors of its own requests only. Flask tries
+# every handler for a status code, the host's included, before any for a
+# class such as Exception: so 413, which Werkzeug raises while reading a body,
+# gets a handler here too.
+@scim.errorhandler(RequestEntityTooLarge)
+@scim.errorhandler(Exception)
 def handle_exception(exc: Exception) -> Response:
     """Every error leaves as a SCIM Error body, never an HTML page."""
-    if isinstance(exc, NotFound):
-        return to_response(service.route_not_found())
-    if isinstance(exc, MethodNotAllowed):
-        return to_response(service.method_not_allowed())
     if isinstance(exc, RequestEntityTooLarge):
         exc = PayloadTooLargeException()
     elif isinstance(exc, HTTPException):
         exc = SCIMException.from_error(Error(status=exc.code, detail=exc.description))
     return to_response(service.error_response(exc))
+
+
+class AnyPathConverter(PathConverter):
+    """Werkzeug's path converter, but its `.` also matches a newline (%0A)."""
+
+    regex = "(?s:[^/].*?)"
+
+
+@scim.record
+def add_any_path_converter(state: BlueprintSetupState) -> None:
+    # Converters belong to the app's URL map: this adds a name no host uses.
+    state.app.url_map.converters["scim_any_path"] = AnyPathConverter
+
+
+# A URL no rule matches, or only with other methods, fails in routing, before
+# any blueprint is known: the host would answer. So this last rule takes
+# every other URL under the prefix, the prefix itself included.
+@scim.route("/", defaults={"path": ""}, strict_slashes=False)
+@scim.route("/<scim_any_path:path>")
+def unknown_url(path: str) -> Response:
+    """404 for a URL no SCIM route serves, 405 for one served to other methods."""
+    adapter = current_app.create_url_adapter(request)
+    endpoints = {adapter.match(method=method)[0] for method in METHODS}
+    if endpoints == {request.endpoint}:  # every method would end up here
+        return to_response(service.route_not_found())
+    return to_response(service.method_not_allowed())
+
+
+@scim.record
+def take_any_method(state: BlueprintSetupState) -> None:
+    # route() takes a list of methods; a Werkzeug rule whose methods are None
+    # takes them all, OPTIONS, TRACE or FOO as well as GET.
+    endpoint = f"{state.name_prefix}.{state.name}.unknown_url".lstrip(".")
+    for rule in state.app.url_map.iter_rules(endpoint):
+        rule.methods = None
+        rule.provide_automatic_options = False
 
 
 # --8<-- [end:errors]
@@ -222,15 +267,34 @@ def me() -> Response:
     return to_response(service.get_me())
 
 
+# --8<-- [start:auth]
+def create_blueprint(token: str) -> Blueprint:
+    """SCIM for a Flask app, which registers it at the prefix of its choice:
+
+    host.register_blueprint(create_blueprint(token), url_prefix="/api/scim/v2")
+    """
+    # The routes above, nested in a blueprint that holds this token: each host
+    # has its own. Its check runs first, and a 401 it raises is an error of
+    # the routes' requests, so their handler makes it a SCIM Error.
+    guarded = Blueprint("scim", __name__)
+
+    @guarded.before_request
+    def require_bearer_token() -> None:
+        service.check_bearer_token(request.headers.get("Authorization"), token)
+
+    guarded.register_blueprint(scim)
+    return guarded
+
+
+# --8<-- [end:auth]
+
+
 # --8<-- [start:create-app]
 def create_app(token: str | None = None) -> Flask:
-    """The Flask application serving SCIM under /scim/v2."""
+    """The application `make serve` runs: SCIM under /scim/v2, nothing else."""
     app = Flask(__name__)
-    app.config["SCIM_TOKEN"] = token or os.environ["SCIM_TOKEN"]
-    # Werkzeug refuses a larger body while reading it, chunked or not (413).
-    app.config["MAX_CONTENT_LENGTH"] = discovery.MAX_PAYLOAD_SIZE
-    app.register_blueprint(scim)
-    app.register_error_handler(Exception, handle_exception)
+    token = token or os.environ["SCIM_TOKEN"]
+    app.register_blueprint(create_blueprint(token), url_prefix="/scim/v2")
     return app
 
 

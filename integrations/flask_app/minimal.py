@@ -8,6 +8,8 @@ Each view validates with scim2-models in the right `Context`, maps to a record
 groups, filters, PATCH, Bulk, ETags and the quirks of identity providers.
 """
 
+# --8<-- [start:recipe]
+
 import hashlib
 import hmac
 import json
@@ -32,7 +34,7 @@ from scim2_models import UnauthorizedException
 from shared import discovery
 from shared import mapping
 from shared import storage
-from shared.discovery import PROVIDER
+from shared.discovery import USERS_ONLY
 from shared.discovery import UserResource
 
 
@@ -102,20 +104,20 @@ def create_blueprint(token: str) -> Blueprint:
 
     @scim.get("/ServiceProviderConfig")
     def get_service_provider_config() -> Response:
-        config = discovery.service_provider_config(base_url())
+        config = discovery.service_provider_config(base_url(), USERS_ONLY)
         return scim_response(
             config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
         )
 
     @scim.get("/Schemas")
     def list_schemas() -> Response:
-        schemas = discovery.schemas(base_url())
+        schemas = discovery.schemas(base_url(), USERS_ONLY)
         listing = ListResponse[Schema](total_results=len(schemas), resources=schemas)
         return scim_response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE))
 
     @scim.get("/ResourceTypes")
     def list_resource_types() -> Response:
-        types = discovery.resource_types(base_url())
+        types = discovery.resource_types(base_url(), USERS_ONLY)
         listing = ListResponse[ResourceType](total_results=len(types), resources=types)
         return scim_response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE))
 
@@ -124,7 +126,7 @@ def create_blueprint(token: str) -> Blueprint:
         user = UserResource.model_validate_json(
             request.get_data(),
             scim_ctx=Context.RESOURCE_CREATION_REQUEST,
-            scim_provider=PROVIDER,
+            scim_provider=USERS_ONLY,
         )
         record = storage.save_record(storage.USER, mapping.from_scim_user(user))
         return user_response(record, Context.RESOURCE_CREATION_RESPONSE, 201)
@@ -159,7 +161,7 @@ def create_blueprint(token: str) -> Blueprint:
         replacement = UserResource.model_validate_json(
             request.get_data(),
             scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST,
-            scim_provider=PROVIDER,
+            scim_provider=USERS_ONLY,
         )
         # Keeps id, meta and groups; refuses a change to an immutable attribute.
         replacement.replace(mapping.to_scim_user(stored, base_url()))
@@ -175,3 +177,6 @@ def create_blueprint(token: str) -> Blueprint:
         return scim_response(None, 204)
 
     return scim
+
+
+# --8<-- [end:recipe]
