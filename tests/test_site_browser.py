@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
 ]
 PAGES = [
     "",
+    "add-scim-to-your-app/",
     "storage/",
     "mapping/",
     "discovery/",
