@@ -11,11 +11,14 @@ from typing import Any
 from scim2_models import AuthenticationScheme
 from scim2_models import Bulk
 from scim2_models import ChangePassword
+from scim2_models import Context
 from scim2_models import EnterpriseUser
 from scim2_models import ETag
 from scim2_models import Filter
 from scim2_models import Group
+from scim2_models import ListResponse
 from scim2_models import Meta
+from scim2_models import NotFoundException
 from scim2_models import Patch
 from scim2_models import ResourceType
 from scim2_models import Schema
@@ -24,6 +27,8 @@ from scim2_models import ScimProvider
 from scim2_models import ServiceProviderConfig
 from scim2_models import Sort
 from scim2_models import User
+
+from shared.responses import ScimResponse
 
 # --8<-- [start:limits]
 MAX_PAYLOAD_SIZE = 1024 * 1024  # bytes, for any request body (RFC 7644 §3.7.4)
@@ -147,3 +152,48 @@ def resource_types(
         _with_meta(rtype, "ResourceType", f"{base_url}/ResourceTypes/{rtype.id}")
         for rtype in provider.resource_types
     ]
+
+
+# --8<-- [start:discovery]
+def get_service_provider_config(base_url: str) -> ScimResponse:
+    config = service_provider_config(base_url)
+    return ScimResponse(
+        200, config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    )
+
+
+def list_schemas(base_url: str) -> ScimResponse:
+    return list_documents(schemas(base_url))
+
+
+def get_schema(base_url: str, schema_id: str) -> ScimResponse:
+    return get_document(schemas(base_url), schema_id, "Schema")
+
+
+def list_resource_types(base_url: str) -> ScimResponse:
+    return list_documents(resource_types(base_url))
+
+
+def get_resource_type(base_url: str, type_id: str) -> ScimResponse:
+    return get_document(resource_types(base_url), type_id, "ResourceType")
+
+
+# --8<-- [end:discovery]
+
+
+def list_documents(documents: list[Any]) -> ScimResponse:
+    listing = ListResponse[type(documents[0])](
+        total_results=len(documents),
+        start_index=1,
+        items_per_page=len(documents),
+        resources=documents,
+    )
+    return ScimResponse(200, listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE))
+
+
+def get_document(documents: list[Any], doc_id: str, what: str) -> ScimResponse:
+    for document in documents:
+        if document.id == doc_id:
+            body = document.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+            return ScimResponse(200, body)
+    raise NotFoundException(detail=f"No {what} {doc_id}")

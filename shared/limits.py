@@ -33,7 +33,10 @@ from shared import discovery
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 _INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A surrogate, escaped ("\ud800") or raw (json.loads reads bytes with
+# "surrogatepass", so the three bytes ED A0 80 become one too).
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_SURROGATE_TEXT = re.compile("[\ud800-\udfff]")
 _OPENERS_IN_A_ROW = re.compile(rb"[\[{]{%d}" % (discovery.MAX_JSON_DEPTH + 1))
 
 
@@ -49,7 +52,7 @@ def read_json(body: bytes) -> Any:
         raise InvalidSyntaxException(
             detail=f"The body is not valid JSON: {exc}"
         ) from None
-    if _SURROGATE_ESCAPE.search(body):
+    if _SURROGATE.search(body):
         # JSON lets "\ud800" stand alone, Unicode does not: no database could
         # store such a string, so it is refused here, once, for all of them.
         try:
@@ -141,9 +144,15 @@ def check_patch_path_terms(path: Any) -> None:
 
 
 class _TermCounter(FilterVisitor[int]):
-    """How many comparisons and presence tests a filter combines."""
+    """How many comparisons and presence tests a filter combines; text only."""
 
     def visit_comparison(self, node: Comparison) -> int:
+        # A filter literal may spell a lone surrogate ("\ud800"), which is not
+        # text: no database can compare with it.
+        if isinstance(node.value, str) and _SURROGATE_TEXT.search(node.value):
+            raise InvalidFilterException(
+                detail="The filter compares with a lone surrogate, which is not text"
+            )
         return 1
 
     def visit_present(self, node: Present) -> int:

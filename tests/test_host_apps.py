@@ -18,7 +18,7 @@ from conftest import user_body
 from hosts.flask_host import HOST_MAX_CONTENT_LENGTH
 
 from shared import discovery
-from shared import service
+from shared import search
 
 FORM = "application/x-www-form-urlencoded"
 # Requests to the host's own URLs, and what they prove, per framework.
@@ -217,7 +217,7 @@ def test_unexpected_exceptions_are_scim_500s(framework, app, monkeypatch):
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(service, "list_resources", broken)
+    monkeypatch.setattr(search, "list_resources", broken)
     client = ScimClient(framework, app)
     if framework == "fastapi":
         # Starlette re-raises the exception for the server to log, once the

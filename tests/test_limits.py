@@ -5,6 +5,7 @@ import json
 import pytest
 from conftest import BULK_SCHEMA
 from conftest import SEARCH_SCHEMA
+from conftest import USER_SCHEMA
 from conftest import assert_error
 from conftest import create_group
 from conftest import create_user
@@ -125,3 +126,34 @@ def test_patch_paths_get_the_filter_limits(client):
     after = client.get(f"/Groups/{group['id']}").json
     assert [member["value"] for member in after["members"]] == [alice["id"]]
     assert after["meta"]["version"] == group["meta"]["version"]
+
+
+@pytest.mark.parametrize(
+    "user_name",
+    [b'"\\ud800"', b'"\xed\xa0\x80"', b'"a\\udfffb"'],
+    ids=["escaped", "raw-bytes", "low-surrogate"],
+)
+def test_lone_surrogates_are_not_text(client, user_name):
+    # JSON can spell them, Unicode has no such character: SQLite and
+    # PostgreSQL cannot store one, so every backend refuses it the same way.
+    body = (
+        b'{"schemas": ["'
+        + USER_SCHEMA.encode()
+        + b'"], "userName": '
+        + user_name
+        + b"}"
+    )
+    assert_error(client.post("/Users", body=body), 400, "invalidSyntax")
+    assert client.get("/Users").json["totalResults"] == 0
+
+
+def test_a_surrogate_pair_is_one_character(client):
+    body = f'{{"schemas": ["{USER_SCHEMA}"], "userName": "\\ud83d\\ude00"}}'
+    reply = client.post("/Users", body=body.encode())
+    assert reply.status == 201, reply.json
+    assert reply.json["userName"] == "\U0001f600"
+
+
+def test_a_filter_on_a_lone_surrogate_is_invalid(client):
+    reply = client.get("/Users", params={"filter": 'userName eq "\\ud800"'})
+    assert_error(reply, 400, "invalidFilter")

@@ -8,8 +8,10 @@ from scim2_models import NotFoundException
 from scim2_models import PreconditionFailedException
 from scim2_models import UniquenessException
 
+from shared import endpoints
 from shared import mapping
-from shared import service
+from shared import representations
+from shared import resources
 from shared import storage
 from shared.discovery import UserResource
 
@@ -156,14 +158,14 @@ def test_update_replays_a_change_that_lost_the_race(monkeypatch):
         b' "Operations": [{"op": "add", "path": "members",'
         b' "value": [{"value": "' + alice["id"].encode() + b'"}]}]}'
     )
-    reply = service.patch_resource("Groups", group["id"], body, {}, "http://x")
+    reply = resources.patch_resource("Groups", group["id"], body, {}, "http://x")
     assert {member["value"] for member in reply.body["members"]} == {
         alice["id"],
         bob["id"],
     }
     with pytest.raises(PreconditionFailedException):
         raced.clear()
-        service.patch_resource("Groups", group["id"], body, {}, "http://x", 'W/"3"')
+        resources.patch_resource("Groups", group["id"], body, {}, "http://x", 'W/"3"')
 
 
 def test_mapping_round_trip_keeps_every_attribute():
@@ -202,7 +204,7 @@ def test_a_whole_resource_dumps_alike_in_every_response_context():
     from scim2_models import Context
 
     base = "http://x/scim/v2"
-    user = service.create_resource(
+    user = resources.create_resource(
         "Users",
         json.dumps(
             {
@@ -217,7 +219,7 @@ def test_a_whole_resource_dumps_alike_in_every_response_context():
         {},
         base,
     ).body
-    group = service.create_resource(
+    group = resources.create_resource(
         "Groups",
         json.dumps({"displayName": "G", "members": [{"value": user["id"]}]}).encode(),
         {},
@@ -231,9 +233,9 @@ def test_a_whole_resource_dumps_alike_in_every_response_context():
         Context.SEARCH_RESPONSE,
     ]
     for name, created in (("Users", user), ("Groups", group)):
-        endpoint = service.ENDPOINTS[name]
+        endpoint = endpoints.ENDPOINTS[name]
         record = storage.get_record(endpoint.kind, created["id"])
         resource = endpoint.to_scim(record, base)
         dumps = [resource.model_dump(scim_ctx=context) for context in contexts]
         assert all(dumped == dumps[0] for dumped in dumps)
-        assert service.REPRESENTATIONS.dump(endpoint, record, base) == dumps[0]
+        assert representations.REPRESENTATIONS.dump(endpoint, record, base) == dumps[0]

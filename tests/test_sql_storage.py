@@ -248,19 +248,19 @@ def test_100k_users_filter_by_user_name_and_a_page_stay_fast(sqlite_url):
     assert any("USING INDEX" in str(row) for row in plan)
     storage.use(sql)
     try:
-        from shared import service
+        from shared import search
 
         started = time.perf_counter()
         for index in range(0, 100_000, 5_000):
             name = f"USER{index:06d}"
-            reply = service.list_resources(
+            reply = search.list_resources(
                 "Users", {"filter": f'userName eq "{name}"'}, BASE
             )
             assert reply.body["totalResults"] == 1
         by_name = (time.perf_counter() - started) / 20
         started = time.perf_counter()
         for start in range(1, 100_000, 10_000):
-            reply = service.list_resources(
+            reply = search.list_resources(
                 "Users", {"startIndex": start, "count": 10}, BASE
             )
             assert reply.body["itemsPerPage"] == 10

@@ -1,8 +1,9 @@
 """The SCIM server as Django views: one decorator for methods, auth and errors.
 
-Everything SCIM happens in `shared.service`; this file only moves HTTP in and
-out the Django way. urls.py routes them under the prefix a project includes it
-at; serve them alone with `make serve FRAMEWORK=django`.
+Everything SCIM happens in `shared/` (resources, search, bulk, discovery); this
+file only moves HTTP in and out the Django way. urls.py routes them under the
+prefix a project includes it at; serve them alone with `make serve
+FRAMEWORK=django`.
 """
 
 import functools
@@ -21,9 +22,15 @@ from scim2_models import Error
 from scim2_models import PayloadTooLargeException
 from scim2_models import SCIMException
 
-from shared import service
-from shared.service import ROOT_ENDPOINT
-from shared.service import ScimResponse
+from shared import auth
+from shared import bulk
+from shared import discovery
+from shared import parsing
+from shared import resources
+from shared import responses
+from shared import search
+from shared.endpoints import ROOT_ENDPOINT
+from shared.responses import ScimResponse
 
 View = Callable[..., ScimResponse]
 
@@ -38,7 +45,7 @@ def to_response(result: ScimResponse) -> HttpResponse:
         response = HttpResponse(
             json.dumps(result.body),
             status=result.status,
-            content_type=service.SCIM_CONTENT_TYPE,
+            content_type=responses.SCIM_CONTENT_TYPE,
         )
     for name, value in result.headers.items():
         response[name] = value
@@ -58,12 +65,12 @@ def base_url(request: HttpRequest) -> str:
 
 def request_body(request: HttpRequest) -> bytes:
     """The raw JSON body; Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE on read."""
-    service.check_content_type(request.headers.get("Content-Type"))
+    parsing.check_content_type(request.headers.get("Content-Type"))
     try:
         body = request.body
     except RequestDataTooBig:
         raise PayloadTooLargeException() from None
-    service.check_payload_size(len(body))
+    parsing.check_payload_size(len(body))
     return body
 
 
@@ -81,9 +88,9 @@ def scim_view(*methods: str) -> Callable[[View], Callable[..., HttpResponse]]:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
-                return to_response(service.method_not_allowed())
+                return to_response(responses.method_not_allowed())
             try:
-                service.check_bearer_token(
+                auth.check_bearer_token(
                     request.headers.get("Authorization"), settings.SCIM_TOKEN
                 )
                 return to_response(view(request, *args, **kwargs))
@@ -91,10 +98,10 @@ def scim_view(*methods: str) -> Callable[[View], Callable[..., HttpResponse]]:
                 # A Host not in ALLOWED_HOSTS, and the like: the client's fault.
                 error = Error(status=400, detail=str(exc) or "Bad request")
                 return to_response(
-                    service.error_response(SCIMException.from_error(error))
+                    responses.error_response(SCIMException.from_error(error))
                 )
             except Exception as exc:
-                return to_response(service.error_response(exc))
+                return to_response(responses.error_response(exc))
 
         return wrapper
 
@@ -107,40 +114,40 @@ def scim_view(*methods: str) -> Callable[[View], Callable[..., HttpResponse]]:
 @csrf_exempt
 def route_not_found(request: HttpRequest) -> HttpResponse:
     """Any other URL under the prefix, with any method: urls.py's catch-all."""
-    return to_response(service.route_not_found())
+    return to_response(responses.route_not_found())
 
 
 # --8<-- [start:discovery]
 @scim_view("GET")
 def service_provider_config(request: HttpRequest) -> ScimResponse:
-    return service.get_service_provider_config(base_url(request))
+    return discovery.get_service_provider_config(base_url(request))
 
 
 @scim_view("GET")
 def schemas(request: HttpRequest) -> ScimResponse:
-    return service.list_schemas(base_url(request))
+    return discovery.list_schemas(base_url(request))
 
 
 @scim_view("GET")
 def schema(request: HttpRequest, schema_id: str) -> ScimResponse:
-    return service.get_schema(base_url(request), schema_id)
+    return discovery.get_schema(base_url(request), schema_id)
 
 
 @scim_view("GET")
 def resource_types(request: HttpRequest) -> ScimResponse:
-    return service.list_resource_types(base_url(request))
+    return discovery.list_resource_types(base_url(request))
 
 
 @scim_view("GET")
 def resource_type(request: HttpRequest, type_id: str) -> ScimResponse:
-    return service.get_resource_type(base_url(request), type_id)
+    return discovery.get_resource_type(base_url(request), type_id)
 
 
 # --8<-- [end:discovery]
 
 
 @scim_view("GET", "POST")
-def resources(request: HttpRequest, endpoint: str) -> ScimResponse:
+def resource_collection(request: HttpRequest, endpoint: str) -> ScimResponse:
     """/Users and /Groups: GET lists, POST creates."""
     if request.method == "POST":
         return create_resource(request, endpoint)
@@ -161,7 +168,7 @@ def resource(request: HttpRequest, endpoint: str, resource_id: str) -> ScimRespo
 
 # --8<-- [start:create-resource]
 def create_resource(request: HttpRequest, endpoint: str) -> ScimResponse:
-    return service.create_resource(
+    return resources.create_resource(
         endpoint, request_body(request), request.GET, base_url(request)
     )
 
@@ -171,7 +178,7 @@ def create_resource(request: HttpRequest, endpoint: str) -> ScimResponse:
 
 # --8<-- [start:get-resource]
 def get_resource(request: HttpRequest, endpoint: str, resource_id: str) -> ScimResponse:
-    return service.get_resource(
+    return resources.get_resource(
         endpoint,
         resource_id,
         request.GET,
@@ -187,7 +194,7 @@ def get_resource(request: HttpRequest, endpoint: str, resource_id: str) -> ScimR
 def replace_resource(
     request: HttpRequest, endpoint: str, resource_id: str
 ) -> ScimResponse:
-    return service.replace_resource(
+    return resources.replace_resource(
         endpoint,
         resource_id,
         request_body(request),
@@ -204,7 +211,7 @@ def replace_resource(
 def patch_resource(
     request: HttpRequest, endpoint: str, resource_id: str
 ) -> ScimResponse:
-    return service.patch_resource(
+    return resources.patch_resource(
         endpoint,
         resource_id,
         request_body(request),
@@ -221,7 +228,7 @@ def patch_resource(
 def delete_resource(
     request: HttpRequest, endpoint: str, resource_id: str
 ) -> ScimResponse:
-    return service.delete_resource(
+    return resources.delete_resource(
         endpoint, resource_id, if_match=request.headers.get("If-Match")
     )
 
@@ -231,17 +238,17 @@ def delete_resource(
 
 # --8<-- [start:list-resources]
 def list_resources(request: HttpRequest, endpoint: str) -> ScimResponse:
-    return service.list_resources(endpoint, request.GET, base_url(request))
+    return search.list_resources(endpoint, request.GET, base_url(request))
 
 
 @scim_view("POST")
-def search(request: HttpRequest, endpoint: str) -> ScimResponse:
-    return service.search_resources(endpoint, request_body(request), base_url(request))
+def search_resources(request: HttpRequest, endpoint: str) -> ScimResponse:
+    return search.search_resources(endpoint, request_body(request), base_url(request))
 
 
 @scim_view("POST")
 def search_all(request: HttpRequest) -> ScimResponse:
-    return service.search_resources(
+    return search.search_resources(
         ROOT_ENDPOINT, request_body(request), base_url(request)
     )
 
@@ -251,8 +258,8 @@ def search_all(request: HttpRequest) -> ScimResponse:
 
 # --8<-- [start:bulk]
 @scim_view("POST")
-def bulk(request: HttpRequest) -> ScimResponse:
-    return service.process_bulk(request_body(request), base_url(request))
+def process_bulk(request: HttpRequest) -> ScimResponse:
+    return bulk.process_bulk(request_body(request), base_url(request))
 
 
 # --8<-- [end:bulk]
@@ -260,4 +267,4 @@ def bulk(request: HttpRequest) -> ScimResponse:
 
 @scim_view("GET", "POST", "PUT", "PATCH", "DELETE")
 def me(request: HttpRequest) -> ScimResponse:
-    return service.get_me()
+    return resources.get_me()

@@ -2,9 +2,10 @@
 
     host.mount("/api/scim/v2", create_app(token))
 
-Everything SCIM happens in `shared.service`; this file only moves HTTP in and
-out the FastAPI way. A mounted app has its own routes and exception handlers:
-the host's stay as they were. Serve it alone with `make serve FRAMEWORK=fastapi`.
+Everything SCIM happens in `shared/` (resources, search, bulk, discovery); this
+file only moves HTTP in and out the FastAPI way. A mounted app has its own
+routes and exception handlers: the host's stay as they were. Serve it alone
+with `make serve FRAMEWORK=fastapi`.
 """
 
 import json
@@ -25,15 +26,22 @@ from starlette.convertors import Convertor
 from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException
 
-from shared import service
-from shared.service import ROOT_ENDPOINT
-from shared.service import ScimResponse
+from shared import auth
+from shared import bulk
+from shared import discovery
+from shared import endpoints
+from shared import parsing
+from shared import resources
+from shared import responses
+from shared import search
+from shared.endpoints import ROOT_ENDPOINT
+from shared.responses import ScimResponse
 
 
 class ResourceEndpointConvertor(Convertor[str]):
     """Matches the resource endpoints the service serves, like Flask's any()."""
 
-    regex = "|".join(service.ENDPOINTS)
+    regex = "|".join(endpoints.ENDPOINTS)
 
     def convert(self, value: str) -> str:
         return value
@@ -55,7 +63,7 @@ def to_response(result: ScimResponse) -> Response:
         json.dumps(result.body),
         status_code=result.status,
         headers=result.headers,
-        media_type=service.SCIM_CONTENT_TYPE,
+        media_type=responses.SCIM_CONTENT_TYPE,
     )
 
 
@@ -75,12 +83,12 @@ async def request_body(
     request: Request, content_type: Annotated[str | None, Header()] = None
 ) -> bytes:
     """The raw JSON body, refused past the announced size while it streams in."""
-    service.check_content_type(content_type)
-    service.check_payload_size(int(request.headers.get("content-length") or 0))
+    parsing.check_content_type(content_type)
+    parsing.check_payload_size(int(request.headers.get("content-length") or 0))
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        service.check_payload_size(len(body))
+        parsing.check_payload_size(len(body))
     return bytes(body)
 
 
@@ -91,7 +99,7 @@ async def request_body(
 async def require_bearer_token(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> None:
-    service.check_bearer_token(authorization, request.app.state.scim_token)
+    auth.check_bearer_token(authorization, request.app.state.scim_token)
 
 
 # --8<-- [end:auth]
@@ -106,15 +114,15 @@ IfNoneMatch = Annotated[str | None, Header()]
 # --8<-- [start:errors]
 async def handle_scim_exception(request: Request, exc: Exception) -> Response:
     """Every error leaves as a SCIM Error body, never an HTML page."""
-    return to_response(service.error_response(exc))
+    return to_response(responses.error_response(exc))
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return to_response(service.route_not_found())
+        return to_response(responses.route_not_found())
     if exc.status_code == 405:
-        return to_response(service.method_not_allowed())
+        return to_response(responses.method_not_allowed())
     error = Error(status=exc.status_code, detail=str(exc.detail))
     return await handle_scim_exception(request, SCIMException.from_error(error))
 
@@ -131,27 +139,27 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
 # --8<-- [start:discovery]
 @scim.get("/ServiceProviderConfig")
 def get_service_provider_config(base_url: BaseUrl) -> Response:
-    return to_response(service.get_service_provider_config(base_url))
+    return to_response(discovery.get_service_provider_config(base_url))
 
 
 @scim.get("/Schemas")
 def list_schemas(base_url: BaseUrl) -> Response:
-    return to_response(service.list_schemas(base_url))
+    return to_response(discovery.list_schemas(base_url))
 
 
 @scim.get("/Schemas/{schema_id}")
 def get_schema(schema_id: str, base_url: BaseUrl) -> Response:
-    return to_response(service.get_schema(base_url, schema_id))
+    return to_response(discovery.get_schema(base_url, schema_id))
 
 
 @scim.get("/ResourceTypes")
 def list_resource_types(base_url: BaseUrl) -> Response:
-    return to_response(service.list_resource_types(base_url))
+    return to_response(discovery.list_resource_types(base_url))
 
 
 @scim.get("/ResourceTypes/{type_id}")
 def get_resource_type(type_id: str, base_url: BaseUrl) -> Response:
-    return to_response(service.get_resource_type(base_url, type_id))
+    return to_response(discovery.get_resource_type(base_url, type_id))
 
 
 # --8<-- [end:discovery]
@@ -160,17 +168,17 @@ def get_resource_type(type_id: str, base_url: BaseUrl) -> Response:
 # --8<-- [start:list-resources]
 @scim.post(f"/{RESOURCES}/.search")
 def search_resources(endpoint: str, body: Body, base_url: BaseUrl) -> Response:
-    return to_response(service.search_resources(endpoint, body, base_url))
+    return to_response(search.search_resources(endpoint, body, base_url))
 
 
 @scim.post("/.search")
 def search_all_resources(body: Body, base_url: BaseUrl) -> Response:
-    return to_response(service.search_resources(ROOT_ENDPOINT, body, base_url))
+    return to_response(search.search_resources(ROOT_ENDPOINT, body, base_url))
 
 
 @scim.get(f"/{RESOURCES}")
 def list_resources(endpoint: str, request: Request, base_url: BaseUrl) -> Response:
-    return to_response(service.list_resources(endpoint, request.query_params, base_url))
+    return to_response(search.list_resources(endpoint, request.query_params, base_url))
 
 
 # --8<-- [end:list-resources]
@@ -181,7 +189,7 @@ def list_resources(endpoint: str, request: Request, base_url: BaseUrl) -> Respon
 def create_resource(
     endpoint: str, request: Request, body: Body, base_url: BaseUrl
 ) -> Response:
-    result = service.create_resource(endpoint, body, request.query_params, base_url)
+    result = resources.create_resource(endpoint, body, request.query_params, base_url)
     return to_response(result)
 
 
@@ -197,7 +205,7 @@ def get_resource(
     base_url: BaseUrl,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    result = service.get_resource(
+    result = resources.get_resource(
         endpoint, resource_id, request.query_params, base_url, if_none_match
     )
     return to_response(result)
@@ -216,7 +224,7 @@ def replace_resource(
     base_url: BaseUrl,
     if_match: IfMatch = None,
 ) -> Response:
-    result = service.replace_resource(
+    result = resources.replace_resource(
         endpoint, resource_id, body, request.query_params, base_url, if_match
     )
     return to_response(result)
@@ -235,7 +243,7 @@ def patch_resource(
     base_url: BaseUrl,
     if_match: IfMatch = None,
 ) -> Response:
-    result = service.patch_resource(
+    result = resources.patch_resource(
         endpoint, resource_id, body, request.query_params, base_url, if_match
     )
     return to_response(result)
@@ -249,7 +257,7 @@ def patch_resource(
 def delete_resource(
     endpoint: str, resource_id: str, if_match: IfMatch = None
 ) -> Response:
-    return to_response(service.delete_resource(endpoint, resource_id, if_match))
+    return to_response(resources.delete_resource(endpoint, resource_id, if_match))
 
 
 # --8<-- [end:delete-resource]
@@ -258,7 +266,7 @@ def delete_resource(
 # --8<-- [start:bulk]
 @scim.post("/Bulk")
 def process_bulk(body: Body, base_url: BaseUrl) -> Response:
-    return to_response(service.process_bulk(body, base_url))
+    return to_response(bulk.process_bulk(body, base_url))
 
 
 # --8<-- [end:bulk]
@@ -266,7 +274,7 @@ def process_bulk(body: Body, base_url: BaseUrl) -> Response:
 
 @scim.api_route("/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def me() -> Response:
-    return to_response(service.get_me())
+    return to_response(resources.get_me())
 
 
 # --8<-- [start:create-app]

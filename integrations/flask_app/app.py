@@ -2,10 +2,10 @@
 
     host.register_blueprint(create_blueprint(token), url_prefix="/api/scim/v2")
 
-Everything SCIM happens in `shared.service`; this file only moves HTTP in and
-out the Flask way. The blueprint keeps to its prefix: the host's routes, error
-handlers and config stay as they were. Serve it alone with
-`make serve FRAMEWORK=flask`.
+Everything SCIM happens in `shared/` (resources, search, bulk, discovery); this
+file only moves HTTP in and out the Flask way. The blueprint keeps to its
+prefix: the host's routes, error handlers and config stay as they were. Serve
+it alone with `make serve FRAMEWORK=flask`.
 """
 
 import json
@@ -25,10 +25,15 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import PathConverter
 
+from shared import auth
+from shared import bulk
 from shared import discovery
-from shared import service
-from shared.service import ROOT_ENDPOINT
-from shared.service import ScimResponse
+from shared import parsing
+from shared import resources
+from shared import responses
+from shared import search
+from shared.endpoints import ROOT_ENDPOINT
+from shared.responses import ScimResponse
 
 # The routes, the body limit and the error handlers; create_blueprint() wraps
 # them in a blueprint that holds the token.
@@ -48,7 +53,7 @@ def to_response(result: ScimResponse) -> Response:
         json.dumps(result.body),
         status=result.status,
         headers=result.headers,
-        content_type=service.SCIM_CONTENT_TYPE,
+        content_type=responses.SCIM_CONTENT_TYPE,
     )
 
 
@@ -69,7 +74,7 @@ def limit_body_size() -> None:
 
 def request_body() -> bytes:
     """The raw JSON body, read within the limit above."""
-    service.check_content_type(request.content_type)
+    parsing.check_content_type(request.content_type)
     return request.get_data(cache=False)
 
 
@@ -89,7 +94,7 @@ def handle_exception(exc: Exception) -> Response:
         exc = PayloadTooLargeException()
     elif isinstance(exc, HTTPException):
         exc = SCIMException.from_error(Error(status=exc.code, detail=exc.description))
-    return to_response(service.error_response(exc))
+    return to_response(responses.error_response(exc))
 
 
 class AnyPathConverter(PathConverter):
@@ -114,8 +119,8 @@ def unknown_url(path: str) -> Response:
     adapter = current_app.create_url_adapter(request)
     endpoints = {adapter.match(method=method)[0] for method in METHODS}
     if endpoints == {request.endpoint}:  # every method would end up here
-        return to_response(service.route_not_found())
-    return to_response(service.method_not_allowed())
+        return to_response(responses.route_not_found())
+    return to_response(responses.method_not_allowed())
 
 
 @scim.record
@@ -134,27 +139,27 @@ def take_any_method(state: BlueprintSetupState) -> None:
 # --8<-- [start:discovery]
 @scim.get("/ServiceProviderConfig")
 def get_service_provider_config() -> Response:
-    return to_response(service.get_service_provider_config(base_url()))
+    return to_response(discovery.get_service_provider_config(base_url()))
 
 
 @scim.get("/Schemas")
 def list_schemas() -> Response:
-    return to_response(service.list_schemas(base_url()))
+    return to_response(discovery.list_schemas(base_url()))
 
 
 @scim.get("/Schemas/<schema_id>")
 def get_schema(schema_id: str) -> Response:
-    return to_response(service.get_schema(base_url(), schema_id))
+    return to_response(discovery.get_schema(base_url(), schema_id))
 
 
 @scim.get("/ResourceTypes")
 def list_resource_types() -> Response:
-    return to_response(service.list_resource_types(base_url()))
+    return to_response(discovery.list_resource_types(base_url()))
 
 
 @scim.get("/ResourceTypes/<type_id>")
 def get_resource_type(type_id: str) -> Response:
-    return to_response(service.get_resource_type(base_url(), type_id))
+    return to_response(discovery.get_resource_type(base_url(), type_id))
 
 
 # --8<-- [end:discovery]
@@ -163,7 +168,9 @@ def get_resource_type(type_id: str) -> Response:
 # --8<-- [start:create-resource]
 @scim.post(f"/{RESOURCES}")
 def create_resource(endpoint: str) -> Response:
-    result = service.create_resource(endpoint, request_body(), request.args, base_url())
+    result = resources.create_resource(
+        endpoint, request_body(), request.args, base_url()
+    )
     return to_response(result)
 
 
@@ -173,7 +180,7 @@ def create_resource(endpoint: str) -> Response:
 # --8<-- [start:get-resource]
 @scim.get(f"/{RESOURCES}/<resource_id>")
 def get_resource(endpoint: str, resource_id: str) -> Response:
-    result = service.get_resource(
+    result = resources.get_resource(
         endpoint,
         resource_id,
         request.args,
@@ -189,18 +196,18 @@ def get_resource(endpoint: str, resource_id: str) -> Response:
 # --8<-- [start:list-resources]
 @scim.get(f"/{RESOURCES}")
 def list_resources(endpoint: str) -> Response:
-    return to_response(service.list_resources(endpoint, request.args, base_url()))
+    return to_response(search.list_resources(endpoint, request.args, base_url()))
 
 
 @scim.post(f"/{RESOURCES}/.search")
 def search_resources(endpoint: str) -> Response:
-    return to_response(service.search_resources(endpoint, request_body(), base_url()))
+    return to_response(search.search_resources(endpoint, request_body(), base_url()))
 
 
 @scim.post("/.search")
 def search_all_resources() -> Response:
     return to_response(
-        service.search_resources(ROOT_ENDPOINT, request_body(), base_url())
+        search.search_resources(ROOT_ENDPOINT, request_body(), base_url())
     )
 
 
@@ -210,7 +217,7 @@ def search_all_resources() -> Response:
 # --8<-- [start:replace-resource]
 @scim.put(f"/{RESOURCES}/<resource_id>")
 def replace_resource(endpoint: str, resource_id: str) -> Response:
-    result = service.replace_resource(
+    result = resources.replace_resource(
         endpoint,
         resource_id,
         request_body(),
@@ -227,7 +234,7 @@ def replace_resource(endpoint: str, resource_id: str) -> Response:
 # --8<-- [start:patch-resource]
 @scim.patch(f"/{RESOURCES}/<resource_id>")
 def patch_resource(endpoint: str, resource_id: str) -> Response:
-    result = service.patch_resource(
+    result = resources.patch_resource(
         endpoint,
         resource_id,
         request_body(),
@@ -244,7 +251,7 @@ def patch_resource(endpoint: str, resource_id: str) -> Response:
 # --8<-- [start:delete-resource]
 @scim.delete(f"/{RESOURCES}/<resource_id>")
 def delete_resource(endpoint: str, resource_id: str) -> Response:
-    result = service.delete_resource(
+    result = resources.delete_resource(
         endpoint, resource_id, if_match=request.headers.get("If-Match")
     )
     return to_response(result)
@@ -256,7 +263,7 @@ def delete_resource(endpoint: str, resource_id: str) -> Response:
 # --8<-- [start:bulk]
 @scim.post("/Bulk")
 def process_bulk() -> Response:
-    return to_response(service.process_bulk(request_body(), base_url()))
+    return to_response(bulk.process_bulk(request_body(), base_url()))
 
 
 # --8<-- [end:bulk]
@@ -264,7 +271,7 @@ def process_bulk() -> Response:
 
 @scim.route("/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def me() -> Response:
-    return to_response(service.get_me())
+    return to_response(resources.get_me())
 
 
 # --8<-- [start:auth]
@@ -280,7 +287,7 @@ def create_blueprint(token: str) -> Blueprint:
 
     @guarded.before_request
     def require_bearer_token() -> None:
-        service.check_bearer_token(request.headers.get("Authorization"), token)
+        auth.check_bearer_token(request.headers.get("Authorization"), token)
 
     guarded.register_blueprint(scim)
     return guarded
