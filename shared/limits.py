@@ -33,9 +33,7 @@ from shared import discovery
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 _INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
-# A surrogate, escaped ("\ud800") or raw (json.loads reads bytes with
-# "surrogatepass", so the three bytes ED A0 80 become one too).
-_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE_TEXT = re.compile("[\ud800-\udfff]")
 _OPENERS_IN_A_ROW = re.compile(rb"[\[{]{%d}" % (discovery.MAX_JSON_DEPTH + 1))
 
@@ -47,12 +45,18 @@ def read_json(body: bytes) -> Any:
         raise InvalidSyntaxException(detail="The request body is empty")
     check_json_depth(body)
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError included
+        # RFC 8259 §8.1: JSON between systems is UTF-8. Decoding strictly also
+        # refuses the bytes of a lone surrogate, which json.loads would let in.
+        text = body.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise InvalidSyntaxException(detail="The body is not UTF-8") from None
+    try:
+        payload = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise InvalidSyntaxException(
             detail=f"The body is not valid JSON: {exc}"
         ) from None
-    if _SURROGATE.search(body):
+    if _SURROGATE_ESCAPE.search(body):
         # JSON lets "\ud800" stand alone, Unicode does not: no database could
         # store such a string, so it is refused here, once, for all of them.
         try:
