@@ -10,7 +10,7 @@ PORT ?= 8000
 WORKERS ?= 1
 ACCESS_LOG ?= 1
 
-.PHONY: install serve test lint format lock notebooks docs bench
+.PHONY: install serve test fuzz lint format lock notebooks docs bench
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ test: install lint
 	# They teach the in-memory storage, whatever SCIM_DATABASE_URL says.
 	env -u SCIM_DATABASE_URL $(BIN)/pytest -n auto --dist loadfile --nbval notebooks \
 		--nbval-sanitize-with notebooks/sanitize.cfg
+
+# Fuzzing with the hostile-input suite (tests/test_hostile_input.py): `make
+# test` checks its properties on a small seeded sample; this checks them on
+# fresh random requests for about FUZZ_MINUTES minutes on 2 cores, longer when
+# it finds failures: it shrinks each to a minimal request, and keeps it in the
+# temporary directory so that the next run tries it first.
+FUZZ_MINUTES ?= 10
+fuzz: install
+	SCIM_FUZZ=1 FUZZ_MINUTES=$(FUZZ_MINUTES) $(BIN)/pytest tests/test_hostile_input.py -n auto
 
 notebooks: install
 	$(BIN)/jupyter lab notebooks

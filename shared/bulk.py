@@ -107,6 +107,8 @@ def run_bulk_operation(
         data = json.dumps(resolve_bulk_ids(operation.get("data"), created)).encode()
         endpoint_name, _, resource_id = path.strip("/").partition("/")
         version = operation.get("version")
+        if version is not None and not isinstance(version, str):
+            raise InvalidValueException(detail='version must be an ETag, like W/"3"')
         if method == "POST":
             if resource_id or not operation.get("bulkId"):
                 raise InvalidValueException(

@@ -20,6 +20,8 @@ from shared.representations import REPRESENTATIONS
 from shared.representations import projects
 from shared.responses import ScimResponse
 
+MAX_START = 2**62  # an offset beyond any store
+
 
 # --8<-- [start:list-resources]
 def list_resources(
@@ -66,7 +68,8 @@ def run_search(
 ) -> ScimResponse:
     count = discovery.DEFAULT_PAGE_SIZE if search.count is None else search.count
     count = min(count, discovery.MAX_RESULTS)
-    start = search.start_index_0 or 0
+    # Far past the end is past the end: the cap keeps SQL's OFFSET a 64-bit int.
+    start = min(search.start_index_0 or 0, MAX_START)
 
     if len(endpoints) > 1 and search.sort_by is not None:
         # The root /.search sorted across types: merge the filtered results.

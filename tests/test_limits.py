@@ -157,3 +157,24 @@ def test_a_surrogate_pair_is_one_character(client):
 def test_a_filter_on_a_lone_surrogate_is_invalid(client):
     reply = client.get("/Users", params={"filter": 'userName eq "\\ud800"'})
     assert_error(reply, 400, "invalidFilter")
+
+
+def test_a_start_index_beyond_any_integer_column_is_past_the_end(client):
+    # 2**64 overflowed SQLite's OFFSET: a 500 found by the hostile-input run.
+    create_user(client, "bjensen")
+    reply = client.get("/Users", params={"startIndex": str(10**20)})
+    assert reply.status == 200, reply.json
+    assert (reply.json["totalResults"], reply.json["itemsPerPage"]) == (1, 0)
+    search = {"schemas": [SEARCH_SCHEMA], "startIndex": 10**20, "filter": "userName pr"}
+    reply = client.post("/Users/.search", search)
+    assert reply.status == 200, reply.json
+    assert reply.json["itemsPerPage"] == 0
+
+
+def test_a_bulk_version_that_is_not_an_etag_is_that_operations_400(client):
+    user = create_user(client, "bjensen")
+    operation = {"method": "DELETE", "path": f"/Users/{user['id']}", "version": 1}
+    reply = client.post("/Bulk", {"schemas": [BULK_SCHEMA], "Operations": [operation]})
+    [result] = reply.json["Operations"]
+    assert result["status"] == "400"
+    assert client.get(f"/Users/{user['id']}").status == 200
