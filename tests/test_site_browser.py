@@ -40,6 +40,7 @@ PAGES = [
     "storage/",
     "mapping/",
     "discovery/",
+    "wiring/",
     "users/",
     "groups/",
     "querying/",

@@ -32,6 +32,8 @@ WSGI_APPLICATION = "integrations.django_app.wsgi.application"
 # `python -m django migrate`.
 DATABASES = {"default": database_from_url(os.environ.get("SCIM_DATABASE_URL"))}
 USE_TZ = True
+# Log times (and anything else Django formats) in UTC, as SCIM's meta dates.
+TIME_ZONE = "UTC"
 # /Users/{id} must not be redirected to /Users/{id}/.
 APPEND_SLASH = False
 
