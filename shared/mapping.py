@@ -48,6 +48,7 @@ def check_password(password: str, hashed: str) -> bool:
     return hmac.compare_digest(candidate, digest)
 
 
+# --8<-- [start:helpers]
 def _meta(record: dict[str, Any], resource_type: str, location: str) -> Meta:
     return Meta(
         resource_type=resource_type,
@@ -73,6 +74,9 @@ def _pop_sub(payload: dict[str, Any], attribute: str, sub: str) -> Any:
     if not complex_value:
         payload.pop(attribute, None)
     return value
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:to-scim-user]

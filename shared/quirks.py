@@ -167,9 +167,6 @@ def _adapt(operation: PatchOperation, resource: Any, base_url: str) -> Any:
     return operation
 
 
-# --8<-- [end:patch]
-
-
 def _is_manager(path: Any) -> bool:
     binding = path.resolve() if path else None
     return (
@@ -194,3 +191,6 @@ def _get(payload: Any, name: str) -> Any:
         return None
     key = _key(payload, name)
     return payload[key] if key else None
+
+
+# --8<-- [end:patch]
