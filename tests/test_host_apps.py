@@ -13,6 +13,7 @@ from conftest import TOKEN
 from conftest import Reply
 from conftest import ScimClient
 from conftest import assert_error
+from conftest import create_user
 from conftest import make_app
 from conftest import user_body
 from hosts.flask_host import HOST_MAX_CONTENT_LENGTH
@@ -190,6 +191,18 @@ def test_newlines_in_urls_under_the_prefix_are_scim_errors(
     client, method, path, status
 ):
     assert_error(client.request(method, path, body=b"{}"), status)
+
+
+@pytest.mark.parametrize("framework", ["fastapi"])
+@pytest.mark.parametrize("path", ["/a%0Ab", "/Users/%0A0"])
+def test_fastapi_hosts_answer_newlines_under_the_prefix_themselves(client, path):
+    # The limit of mounting in Starlette: such a URL is the host's 404, and the
+    # SCIM app never sees it, so it can change nothing.
+    create_user(client, "bjensen")
+    for method in ("GET", "POST", "PATCH", "DELETE"):
+        reply = client.request(method, path, body=b"{}")
+        assert (reply.status, reply.json) == (404, {"detail": "Not Found"})
+    assert client.get("/Users").json["totalResults"] == 1
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "OPTIONS", "TRACE", "FOO"])

@@ -1201,6 +1201,11 @@ class Server:
             path += "?" + self.fill_query(request.query)
         # httpx, under FastAPI's test client, refuses to send a longer URL.
         assume(self.client.framework != "fastapi" or len(path) < HTTPX_MAX_URL)
+        # Starlette's Mount never routes a path with a newline to the SCIM
+        # sub-application: the host answers it, which test_host_apps.py checks.
+        assume(
+            self.client.framework != "fastapi" or "\n" not in self.fill(request.path)
+        )
         return self.client.request(
             request.method,
             path,
