@@ -49,11 +49,6 @@ def validate(model: Any, payload: Any, ctx: Context) -> Any:
         raise SCIMException.from_error(Error.from_validation_errors(exc)[0]) from None
 
 
-def parse_body(model: Any, body: bytes, ctx: Context) -> Any:
-    """Parse a request body within the limits, then validate it."""
-    return validate(model, limits.read_json(body), ctx)
-
-
 def query_parameters(model: Any, query: Mapping[str, str]) -> SearchRequest:
     """Validate the query string (attributes, filter, paging...) of a request."""
     known = {name: query[name] for name in _QUERY_PARAMETERS if name in query}

@@ -104,8 +104,8 @@ def replace_resource(
 
     def replace(record: dict[str, Any]) -> dict[str, Any]:
         wanted = replacement.model_copy(deep=True)
-        # Copies id, meta and groups from the stored resource (PUT bodies from
-        # Entra ID and Okta carry them) and refuses a change to an immutable.
+        # Copies id, meta and groups from the stored resource (the PUT bodies
+        # Okta sends carry them) and refuses a change to an immutable.
         wanted.replace(endpoint.to_scim(record, base_url))
         return endpoint.from_scim(wanted)
 
