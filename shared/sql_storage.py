@@ -69,10 +69,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.discovery import UserResource
-from shared.storage import GROUP
-from shared.storage import USER
-from shared.storage import display_of
-from shared.storage import fold
+from shared.records import GROUP
+from shared.records import USER
+from shared.records import display_of
+from shared.records import fold
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 Json = JSON().with_variant(JSONB(), "postgresql")

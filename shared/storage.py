@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from typing import Any
-from unicodedata import normalize
 
 from scim2_models import InvalidValueException
 from scim2_models import NotFoundException
@@ -30,19 +29,14 @@ from scim2_models.path import CompareOperator
 from scim2_models.path import Comparison
 
 from shared.compiled_filter import compile_filter
+from shared.records import GROUP
+from shared.records import KINDS
+from shared.records import USER
+from shared.records import Storage
+from shared.records import display_of
+from shared.records import fold
 
-USER = "User"
-GROUP = "Group"
-KINDS = (USER, GROUP)
-
-
-def fold(user_name: str) -> str:
-    """The form userName is compared in: it is caseExact false (RFC 7643 §4.1.1).
-
-    NFC, then lower case: the form scim2-models' filters compare it in, so the
-    uniqueness index also answers `userName eq "..."`.
-    """
-    return normalize("NFC", normalize("NFC", user_name).lower())
+__all__ = ["GROUP", "KINDS", "USER", "MemoryStorage", "Storage", "fold"]
 
 
 class MemoryStorage:
@@ -328,13 +322,8 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def display_of(record: Any) -> str | None:
-    """The name a group shows for a member, and a user for a group."""
-    return record["display_name"] or record.get("user_name")
-
-
 # --8<-- [start:backend]
-def open_storage(url: str | None) -> Any:
+def open_storage(url: str | None) -> Storage:
     """The backend a database URL names; no URL means in memory."""
     if not url:
         return MemoryStorage()
@@ -343,17 +332,17 @@ def open_storage(url: str | None) -> Any:
     return SqlStorage(url)
 
 
-_backend: Any = None
+_backend: Storage | None = None
 _opening = threading.Lock()
 
 
-def use(chosen: Any) -> None:
+def use(chosen: Storage) -> None:
     """Serve from another backend from now on (tests, notebooks, the ORM recipe)."""
     global _backend
     _backend = chosen
 
 
-def backend() -> Any:
+def backend() -> Storage:
     """The backend the functions below act on: SCIM_DATABASE_URL's, at first use.
 
     Opening late lets the Django ORM recipe install its backend first.

@@ -85,6 +85,10 @@ from integrations.django_app.models import ScimUser
 from integrations.django_app.models import UserEmail
 from integrations.django_app.models import UserPhoneNumber
 from shared.discovery import UserResource
+from shared.records import GROUP
+from shared.records import KINDS
+from shared.records import USER
+from shared.records import fold
 from shared.sql_storage import DEADLOCK_ATTEMPTS
 from shared.sql_storage import GROUP_COLUMNS
 from shared.sql_storage import RETRYABLE_SQLSTATES
@@ -94,10 +98,6 @@ from shared.sql_storage import USER_RECORD_FIELDS
 from shared.sql_storage import json_path
 from shared.sql_storage import resolve_filter_path
 from shared.sql_storage import sub_attribute_name
-from shared.storage import GROUP
-from shared.storage import KINDS
-from shared.storage import USER
-from shared.storage import fold
 
 MODELS: dict[str, type[Model]] = {USER: ScimUser, GROUP: ScimGroup}
 MULTI_VALUED: dict[str, type[Model]] = {
