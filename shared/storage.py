@@ -29,6 +29,7 @@ from scim2_models.path import CompareOperator
 from scim2_models.path import Comparison
 
 from shared.compiled_filter import compile_filter
+from shared.filter_plan import plan_search
 from shared.records import GROUP
 from shared.records import KINDS
 from shared.records import USER
@@ -99,6 +100,8 @@ class MemoryStorage:
         reads every record (`to_resource` should reuse what it built before),
         which is what a real database is for. Only the page is copied out.
         """
+        # What no backend answers, memory refuses too (shared/filter_plan.py).
+        plan_search(kind, search)
         predicate = None
         matches = []
         for view in self._candidates(kind, search):
