@@ -3,18 +3,23 @@
 import json
 from typing import Any
 
+from scim2_models import BulkOperation
 from scim2_models import BulkRequest
 from scim2_models import BulkResponse
 from scim2_models import ConflictException
 from scim2_models import Context
-from scim2_models import InvalidSyntaxException
+from scim2_models import Group
 from scim2_models import InvalidValueException
 from scim2_models import PayloadTooLargeException
+from scim2_models import SCIMException
 
 from shared import discovery
 from shared import limits
+from shared import quirks
+from shared.discovery import UserResource
 from shared.endpoints import ENDPOINTS
 from shared.parsing import check_payload_size
+from shared.parsing import validate
 from shared.resources import create_resource
 from shared.resources import delete_resource
 from shared.resources import patch_resource
@@ -32,9 +37,9 @@ def process_bulk(body: bytes, base_url: str) -> ScimResponse:
     waits for it (RFC 7644 §3.7.1); the results keep the request's order.
     """
     check_payload_size(len(body))
-    request = parse_bulk_request(body)
-    operations = request["Operations"]
-    fail_on_errors = request.get("failOnErrors")
+    request, data = parse_bulk_request(body)
+    operations = request.operations
+    fail_on_errors = request.fail_on_errors
     announced = {announced_bulk_id(operation) for operation in operations} - {None}
     created: dict[str, str] = {}  # bulkId -> id of the resource it created
     results: dict[int, dict[str, Any]] = {}
@@ -44,14 +49,17 @@ def process_bulk(body: bytes, base_url: str) -> ScimResponse:
         ready = [
             index
             for index in pending
-            if not (bulk_references(operations[index]) & announced) - created.keys()
+            if not (bulk_references(data[index], operations[index].path) & announced)
+            - created.keys()
         ]
         # No progress left (a cycle, or a POST that failed): the rest run now,
         # and each reference still unresolved is that operation's 409.
         for index in ready or pending:
             if fail_on_errors is not None and errors >= fail_on_errors:
                 break
-            results[index] = run_bulk_operation(operations[index], created, base_url)
+            results[index] = run_bulk_operation(
+                operations[index], data[index], created, base_url
+            )
             if int(results[index]["status"]) >= 400:
                 errors += 1
                 announced.discard(announced_bulk_id(operations[index]))
@@ -65,68 +73,83 @@ def process_bulk(body: bytes, base_url: str) -> ScimResponse:
 # --8<-- [end:bulk]
 
 
-def parse_bulk_request(body: bytes) -> dict[str, Any]:
-    request = limits.read_json(body)
-    if not isinstance(request, dict) or not isinstance(request.get("Operations"), list):
-        raise InvalidSyntaxException(detail="A BulkRequest needs an Operations list")
-    schemas = request.get("schemas")
-    if not isinstance(schemas, list) or str(BulkRequest.__schema__) not in schemas:
-        raise InvalidSyntaxException(
-            detail=f"schemas must list {BulkRequest.__schema__}"
-        )
-    if len(request["Operations"]) > discovery.MAX_BULK_OPERATIONS:
-        raise PayloadTooLargeException(
-            detail=f"A bulk request holds at most {discovery.MAX_BULK_OPERATIONS} "
-            "operations"
-        )
-    fail_on_errors = request.get("failOnErrors")
-    if fail_on_errors is not None and (
-        not isinstance(fail_on_errors, int) or fail_on_errors < 1
-    ):
+# --8<-- [start:parse-bulk]
+def parse_bulk_request(body: bytes) -> tuple[BulkRequest, list[Any]]:
+    """The request validated by scim2-models, and each operation's data as sent.
+
+    In the BULK_REQUEST context scim2-models validates each operation alone
+    (RFC 7644 §3.7.3): one it cannot read comes back as a failed result, with
+    a `status` and an `Error`, and the others go on. The data as sent (after
+    the identity-provider quirks of single requests) is what runs, once its
+    bulkId references are resolved: through the very functions that serve
+    POST, PUT and PATCH.
+    """
+    payload = limits.read_json(body)
+    operations = payload.get("Operations") if isinstance(payload, dict) else None
+    if isinstance(operations, list):
+        if len(operations) > discovery.MAX_BULK_OPERATIONS:
+            raise PayloadTooLargeException(
+                detail=f"A bulk request holds at most {discovery.MAX_BULK_OPERATIONS} "
+                "operations"
+            )
+        for operation in operations:
+            adapt_operation_data(operation)
+    request = validate(BULK_REQUEST, payload, Context.BULK_REQUEST)
+    if request.fail_on_errors is not None and request.fail_on_errors < 1:
         raise InvalidValueException(detail="failOnErrors must be a positive integer")
-    return request
+    return request, [
+        operation.get("data") if isinstance(operation, dict) else None
+        for operation in operations
+    ]
+
+
+BULK_REQUEST = BulkRequest[UserResource | Group]
+# --8<-- [end:parse-bulk]
+
+
+def adapt_operation_data(operation: Any) -> None:
+    """Bring an operation's data to what scim2-models reads, as single requests do."""
+    if not isinstance(operation, dict) or not isinstance(operation.get("data"), dict):
+        return
+    if str(operation.get("method", "")).upper() == "PATCH":
+        operation["data"] = quirks.split_filtered_keys(operation["data"])
+    else:
+        # The base URL fills a manager's $ref; any will do to validate.
+        operation["data"] = quirks.adapt_body(operation["data"], "http://bulk")
 
 
 def run_bulk_operation(
-    operation: Any, created: dict[str, str], base_url: str
+    operation: BulkOperation, data: Any, created: dict[str, str], base_url: str
 ) -> dict[str, Any]:
-    method = (
-        str(operation.get("method", "")).upper() if isinstance(operation, dict) else ""
-    )
+    method = operation.method.value if operation.method else ""
     result: dict[str, Any] = {"method": method}
+    if operation.bulk_id is not None:
+        result["bulkId"] = operation.bulk_id
     try:
-        if method not in ("POST", "PUT", "PATCH", "DELETE"):
-            raise InvalidSyntaxException(
-                detail="method must be POST, PUT, PATCH or DELETE"
-            )
-        if operation.get("bulkId") is not None:
-            if not isinstance(operation["bulkId"], str):
-                raise InvalidValueException(detail="bulkId must be a string")
-            result["bulkId"] = operation["bulkId"]
-        path = resolve_bulk_ids(str(operation.get("path", "")), created)
-        data = json.dumps(resolve_bulk_ids(operation.get("data"), created)).encode()
+        if operation.response is not None:  # scim2-models could not read it
+            raise SCIMException.from_error(operation.response)
+        path = resolve_bulk_ids(operation.path or "", created)
+        body = json.dumps(resolve_bulk_ids(data, created)).encode()
         endpoint_name, _, resource_id = path.strip("/").partition("/")
-        version = operation.get("version")
-        if version is not None and not isinstance(version, str):
-            raise InvalidValueException(detail='version must be an ETag, like W/"3"')
+        version = operation.version
         if method == "POST":
-            if resource_id or not operation.get("bulkId"):
+            if resource_id or not operation.bulk_id:
                 raise InvalidValueException(
                     detail="POST needs a bulkId and a path like /Users"
                 )
-            response = create_resource(endpoint_name, data, {}, base_url)
-            created[operation["bulkId"]] = response.body["id"]
+            response = create_resource(endpoint_name, body, {}, base_url)
+            created[operation.bulk_id] = response.body["id"]
         elif not resource_id:
             raise InvalidValueException(
                 detail=f"{method} needs a path like /Users/<id>"
             )
         elif method == "PUT":
             response = replace_resource(
-                endpoint_name, resource_id, data, {}, base_url, version
+                endpoint_name, resource_id, body, {}, base_url, version
             )
         elif method == "PATCH":
             response = patch_resource(
-                endpoint_name, resource_id, data, {}, base_url, version
+                endpoint_name, resource_id, body, {}, base_url, version
             )
         else:
             response = delete_resource(endpoint_name, resource_id, version)
@@ -144,18 +167,18 @@ def run_bulk_operation(
     return result
 
 
-def announced_bulk_id(operation: Any) -> str | None:
-    """The bulkId a POST announces, if it is one."""
-    if isinstance(operation, dict) and str(operation.get("method", "")).upper() == (
-        "POST"
-    ):
-        bulk_id = operation.get("bulkId")
-        return bulk_id if isinstance(bulk_id, str) else None
+def announced_bulk_id(operation: BulkOperation) -> str | None:
+    """The bulkId a POST announces, if it is one that scim2-models could read."""
+    if operation.method == BulkOperation.Method.post and operation.response is None:
+        return operation.bulk_id
     return None
 
 
-def bulk_references(value: Any) -> set[str]:
-    """Every bulkId that "bulkId:<id>" strings in an operation refer to."""
+def bulk_references(*values: Any) -> set[str]:
+    """Every bulkId that "bulkId:<id>" strings in an operation's data or path name."""
+    if len(values) != 1:
+        return set().union(*(bulk_references(value) for value in values))
+    (value,) = values
     if isinstance(value, str) and (value.startswith("bulkId:") or "/bulkId:" in value):
         return {value.rpartition("bulkId:")[2]}
     if isinstance(value, list):

@@ -222,7 +222,10 @@ def test_bad_operations(client):
         ),
     )
     statuses = [r["status"] for r in reply.json["Operations"]]
-    assert statuses == ["400", "400", "400", "404"]
+    assert statuses == ["400", "400", "400", "400"]
+    # scim2-models reads each operation against the endpoints the provider serves.
+    assert reply.json["Operations"][3]["response"]["scimType"] == "invalidPath"
+    assert client.get("/Users").json["totalResults"] == 0
 
 
 def test_too_many_operations_is_413(client, monkeypatch):
@@ -242,8 +245,13 @@ def test_payload_over_max_payload_size_is_413(client):
 
 def test_malformed_bulk_requests(client):
     assert_error(client.post("/Bulk", body=b"{"), 400, "invalidSyntax")
-    assert_error(client.post("/Bulk", {"Operations": []}), 400, "invalidSyntax")
-    assert_error(client.post("/Bulk", {"schemas": [BULK_SCHEMA]}), 400, "invalidSyntax")
+    # scim2-models' BulkRequest: Operations is required and may not be empty,
+    # and a schemas list must name the BulkRequest schema.
+    assert_error(client.post("/Bulk", {"Operations": []}), 400, "invalidValue")
+    assert_error(client.post("/Bulk", {"schemas": [BULK_SCHEMA]}), 400, "invalidValue")
+    wrong = {"schemas": ["urn:example:wrong"], "Operations": [post_user("a", "a")]}
+    assert_error(client.post("/Bulk", wrong), 400, "invalidSyntax")
+    assert client.get("/Users").json["totalResults"] == 0
     reply = client.post("/Bulk", bulk(failOnErrors=0))
     assert_error(reply, 400, "invalidValue")
     assert json.loads(reply.body)["status"] == "400"
