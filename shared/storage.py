@@ -232,6 +232,7 @@ class MemoryStorage:
 
     # --8<-- [end:storage-write]
 
+    # --8<-- [start:storage-helpers]
     def _touch(self, kind: str, record_id: str) -> None:
         """Move a record to a new version when what is derived for it changes."""
         record = self._records[kind].get(record_id)
@@ -323,6 +324,9 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(item) for item in value]
     return value
+
+
+# --8<-- [end:storage-helpers]
 
 
 # --8<-- [start:backend]

@@ -381,8 +381,6 @@ HIDDEN_HELPERS_LEFT = {
     ("database.md", "shared/sql_storage.py:sql-tables"),
     ("database.md", "shared/sql_storage.py:sql-write"),
     ("storage.md", "shared/sql_storage.py:sql-tables"),
-    ("storage.md", "shared/storage.py:storage-read"),
-    ("storage.md", "shared/storage.py:storage-write"),
     ("deploying.md", "integrations/django_app/settings.py:settings"),
 }
 
