@@ -259,6 +259,7 @@ def plan_search(kind: str, search: SearchRequest) -> None:
 # --8<-- [end:plan-filter]
 
 
+# --8<-- [start:planner]
 class _Planner(FilterVisitor[Plan]):
     """Plan the nodes of a filter bound to the model of `kind`.
 
@@ -516,3 +517,6 @@ def _compare(target: Target, op: CompareOperator, expected: Any, binding: Any) -
 
 
 STRING_OPERATORS = (CompareOperator.co, CompareOperator.sw, CompareOperator.ew)
+
+
+# --8<-- [end:planner]
