@@ -1,11 +1,14 @@
 """The storage API on the Django ORM: SCIM records in a Django project's database.
 
 Same functions, same records and same guarantees as `MemoryStorage` and
-`shared.sql_storage.SqlStorage`, written the Django way:
+`shared.sql_storage.SqlStorage`, written the Django way, with nothing of
+SQLAlchemy:
 
-- filters become `Q` objects (`OrmFilter`, a scim2-models `FilterVisitor`),
-  multi-valued attributes `Exists` subqueries; sorting is `order_by`, paging a
-  slice and totalResults `count()`;
+- a filter is planned once for every backend (shared/filter_plan.py), and
+  the plan written as a `Q` object (`where`, in the `orm-filter` section):
+  multi-valued attributes are `Exists` subqueries, JSON arrays in `extra` an
+  EXISTS over `json_each` / `jsonb_array_elements`; sorting is `order_by`,
+  paging a slice and totalResults `count()`;
 - userName uniqueness is a unique constraint on the folded value, so two
   workers creating the same user race into an IntegrityError, answered 409;
 - an If-Match write is `filter(version=read).update(version=F("version") + 1)`
@@ -20,21 +23,26 @@ import operator
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
-from inspect import isclass
 from typing import Any
 
+from django.core.exceptions import FullResultSet
 from django.db import DEFAULT_DB_ALIAS
 from django.db import IntegrityError
+from django.db import NotSupportedError
 from django.db import OperationalError
 from django.db import connections
 from django.db import transaction
 from django.db.models import BooleanField
 from django.db.models import Case
-from django.db.models import CharField
+from django.db.models import DateTimeField
 from django.db.models import Exists
 from django.db.models import Expression
 from django.db.models import F
+from django.db.models import FloatField
+from django.db.models import Func
+from django.db.models import IntegerField
 from django.db.models import Model
 from django.db.models import OuterRef
 from django.db.models import Q
@@ -43,74 +51,55 @@ from django.db.models import Subquery
 from django.db.models import TextField
 from django.db.models import Value
 from django.db.models import When
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Cast
+from django.db.models import lookups
 from django.db.models.functions import Coalesce
-from django.db.models.functions import Collate
 from django.db.models.functions import Left
-from django.db.models.functions import Lower
+from django.db.models.functions import NullIf
 from django.db.models.functions import Right
 from django.db.models.functions import StrIndex
-from django.db.models.lookups import Exact
-from django.db.models.lookups import GreaterThan
-from django.db.models.lookups import GreaterThanOrEqual
-from django.db.models.lookups import IsNull
-from django.db.models.lookups import LessThan
-from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
-from scim2_models import BaseModel
-from scim2_models import Group
-from scim2_models import InvalidFilterException
 from scim2_models import InvalidValueException
 from scim2_models import NotFoundException
 from scim2_models import PreconditionFailedException
 from scim2_models import SearchRequest
 from scim2_models import UniquenessException
-from scim2_models.path import AttributeBinding
-from scim2_models.path import AttrPath
 from scim2_models.path import CompareOperator
-from scim2_models.path import Comparison
-from scim2_models.path import FilterVisitor
-from scim2_models.path import LogicalExpr
-from scim2_models.path import LogicalOperator
-from scim2_models.path import Not
-from scim2_models.path import Present
-from scim2_models.path import ValuePath
-from scim2_models.path import coerce_value
 
 from integrations.django_app.models import Membership
 from integrations.django_app.models import ScimGroup
 from integrations.django_app.models import ScimUser
 from integrations.django_app.models import UserEmail
 from integrations.django_app.models import UserPhoneNumber
-from shared.discovery import UserResource
+from shared.filter_plan import ROW_COLUMNS
+from shared.filter_plan import AllOf
+from shared.filter_plan import AnyOf
+from shared.filter_plan import Column
+from shared.filter_plan import Compare
+from shared.filter_plan import IsNull
+from shared.filter_plan import IsPresent
+from shared.filter_plan import JsonArray
+from shared.filter_plan import JsonKey
+from shared.filter_plan import Negation
+from shared.filter_plan import Plan
+from shared.filter_plan import Rows
+from shared.filter_plan import Some
+from shared.filter_plan import SortKey
+from shared.filter_plan import Truth
+from shared.filter_plan import plan_filter
+from shared.filter_plan import plan_sort
+from shared.records import DEADLOCK_ATTEMPTS
 from shared.records import GROUP
 from shared.records import KINDS
+from shared.records import RETRYABLE_SQLSTATES
 from shared.records import USER
+from shared.records import USER_RECORD_FIELDS
 from shared.records import fold
-from shared.sql_storage import DEADLOCK_ATTEMPTS
-from shared.sql_storage import GROUP_COLUMNS
-from shared.sql_storage import RETRYABLE_SQLSTATES
-from shared.sql_storage import SUB_COLUMNS
-from shared.sql_storage import USER_COLUMNS
-from shared.sql_storage import USER_RECORD_FIELDS
-from shared.sql_storage import json_path
-from shared.sql_storage import resolve_filter_path
-from shared.sql_storage import sub_attribute_name
 
 MODELS: dict[str, type[Model]] = {USER: ScimUser, GROUP: ScimGroup}
 MULTI_VALUED: dict[str, type[Model]] = {
     "emails": UserEmail,
     "phone_numbers": UserPhoneNumber,
 }
-# SqlStorage's column names are the model fields, but for `id`: Django keeps
-# that name for primary keys, so the SCIM id is `scim_id`.
-USER_FIELDS = {**USER_COLUMNS, ("id", None): "scim_id"}
-GROUP_FIELDS = {**GROUP_COLUMNS, ("id", None): "scim_id"}
-FOLDED_USER_NAME = F("user_name_key")  # userName as scim2-models compares it
-NOTHING = Q(pk__in=[])  # a condition no row meets, which Django compiles away
-NULL = Value(None, output_field=TextField())
 
 
 def _retry_on_deadlock(write: Callable[..., Any]) -> Callable[..., Any]:
@@ -182,23 +171,25 @@ class DjangoOrmStorage:
         stop: int | None,
         to_resource: Callable[[dict[str, Any]], Any],
     ) -> tuple[int, list[dict[str, Any]]]:
-        """Filter, sort and page in the database: WHERE, ORDER BY, LIMIT/OFFSET."""
-        resource_model = UserResource if kind == USER else Group
-        vendor = connections[self.using].vendor
+        """Filter, sort and page in the database: WHERE, ORDER BY, LIMIT/OFFSET.
+
+        shared/filter_plan.py plans the filter and the sort (and refuses, with
+        InvalidFilterException, what no backend answers); `where` and
+        `sort_value` write the plan for the ORM.
+        """
         rows = self._objects(MODELS[kind])
         if search.filter is not None:
-            where = OrmFilter(kind, resource_model, vendor).visit(search.filter.ast)
-            rows = rows.filter(where)
+            rows = rows.filter(where(plan_filter(kind, search.filter)))
         order = []
-        # An attribute this type does not have gives no binding: its records
-        # have no value and keep their stable order (RFC 7644 §3.4.2.3).
-        binding = search.sort_binding(resource_model) if search.sort_by else None
-        if binding is not None:
-            key = _sort_key(kind, binding, vendor)
+        # None: no sortBy, or an attribute this type does not have, whose
+        # records have no value and keep their stable order (RFC 7644 §3.4.2.3).
+        key = plan_sort(kind, search)
+        if key is not None:
+            value = sort_value(key)
             if search.sort_order == SearchRequest.SortOrder.descending:
-                order.append(key.desc(nulls_first=True))
+                order.append(value.desc(nulls_first=True))
             else:
-                order.append(key.asc(nulls_last=True))
+                order.append(value.asc(nulls_last=True))
         rows = rows.order_by(*order, "seq")
         return rows.count(), self._records(kind, _page(rows, start, stop))
 
@@ -306,7 +297,7 @@ class DjangoOrmStorage:
                 model(
                     user_id=user_id,
                     position=position,
-                    **{key: entry.get(key) for key in SUB_COLUMNS},
+                    **{key: entry.get(key) for key in ROW_COLUMNS},
                 )
                 for position, entry in enumerate(record.get(field_name) or [])
             )
@@ -456,7 +447,11 @@ class DjangoOrmStorage:
             )
         }
         groups = self._objects(ScimGroup).filter(scim_id__in=ids[GROUP])
-        names.update(groups.values_list("scim_id", "display_name"))
+        # As shared.records.display_of: an empty name is no name.
+        names.update(
+            (group_id, name or None)
+            for group_id, name in groups.values_list("scim_id", "display_name")
+        )
         return names
 
 
@@ -495,7 +490,7 @@ def _display(display_name: str | None, user_name: str | None = None) -> str | No
 
 def _entry(row: Any) -> dict[str, Any]:
     """One value of a multi-valued attribute, without its unset sub-attributes."""
-    entry = {key: getattr(row, key) for key in sorted(SUB_COLUMNS)}
+    entry = {key: getattr(row, key) for key in sorted(ROW_COLUMNS)}
     return {key: value for key, value in entry.items() if value is not None}
 
 
@@ -505,294 +500,303 @@ def _page(rows: QuerySet, start: int, stop: int | None) -> QuerySet:
 
 
 # --8<-- [start:orm-filter]
-class OrmFilter(FilterVisitor[Q]):
-    """Translate a SCIM filter into a `Q` object on one resource model.
+# A filter plan (shared/filter_plan.py) written as a Q object. SQL's NULL is
+# three-valued and the plan two-valued, so each comparison also says that its
+# target is not NULL: NOT then holds exactly where the comparison does not.
+EVERYTHING = ~Q(pk__in=[])  # conditions Django compiles away
+NOTHING = Q(pk__in=[])
+ORDER = {
+    CompareOperator.gt: lookups.GreaterThan,
+    CompareOperator.ge: lookups.GreaterThanOrEqual,
+    CompareOperator.lt: lookups.LessThan,
+    CompareOperator.le: lookups.LessThanOrEqual,
+}
+FIELDS = {
+    bool: BooleanField,
+    int: IntegerField,
+    float: FloatField,
+    datetime: DateTimeField,
+}
+Scope = Callable[[Column | JsonKey], Expression]  # where a target's value lives
 
-    It gives what `ScimFilter.match` gives in memory: attributes of another
-    resource type are false (RFC 7644 §3.4.2.1), caseExact false strings compare
-    lower-cased, `ne` holds on a missing value, and a comparison on a
-    multi-valued attribute holds when one of its values does (`ne`: when none
-    equals the operand).
-    """
 
-    def __init__(self, kind: str, resource_model: Any, vendor: str) -> None:
-        self.kind = kind
-        self.resource_model = resource_model  # UserResource or Group
-        self.vendor = vendor
-        self.fields = USER_FIELDS if kind == USER else GROUP_FIELDS
-
-    def visit_logical_expr(self, node: LogicalExpr) -> Q:
-        terms = [self.visit(term) for term in node.terms]
-        combine = operator.and_ if node.op == LogicalOperator.and_ else operator.or_
-        return functools.reduce(combine, terms)
-
-    def visit_not(self, node: Not) -> Q:
-        return ~self.visit(node.expr)
-
-    def visit_present(self, node: Present) -> Q:
-        binding = self._resolve(node.attr_path)
-        if binding is None:
-            return NOTHING
-        if self._is_child(binding):
-            model, link = self._child(binding)
-            column = self._child_column(model, binding.sub_field_name or "value")
-            present = _present(column, _is_text(binding))
-            return Q(Exists(model.objects.filter(link, present)))
-        if _is_complex(binding) and not binding.is_multivalued:
-            # `name pr`: any of its sub-attributes, in fields or in `extra`.
-            model = MODELS[self.kind]
-            present = [
-                _present(F(field), _is_text_field(model, field))
-                for (head, sub), field in self.fields.items()
-                if head == binding.field_name and sub is not None
-            ]
-            return functools.reduce(operator.or_, present, _present(_extra(binding)))
-        return _present(self._column(binding), _is_text(binding))
-
-    def visit_comparison(self, node: Comparison) -> Q:
-        binding = self._resolve(node.attr_path, for_comparison=True)
-        if binding is None:
-            return NOTHING
-        expected = coerce_value(binding, node.value, node.op)
-        if self._is_child(binding):
-            model, link = self._child(binding)
-            column = self._child_column(model, binding.sub_field_name or "value")
-            if node.op == CompareOperator.ne:
-                equal = self._compare(column, CompareOperator.eq, expected, binding)
-                return ~Q(Exists(model.objects.filter(link, equal)))
-            matching = self._compare(column, node.op, expected, binding)
-            return Q(Exists(model.objects.filter(link, matching)))
-        return self._compare(self._column(binding), node.op, expected, binding)
-
-    def visit_value_path(self, node: ValuePath) -> Q:
-        binding = self._resolve(node.attr_path)
-        if binding is None:
-            return NOTHING
-        if not self._is_child(binding):
-            raise InvalidFilterException(
-                detail=f"Filtering inside {node.attr_path} is not supported"
+def where(plan: Plan, value: Scope | None = None) -> Q:
+    """The Q object of a plan; `value` finds its targets (default: the record's)."""
+    value = value or record_value
+    match plan:
+        case Truth(holds):
+            return EVERYTHING if holds else NOTHING
+        case AllOf(terms):
+            return functools.reduce(
+                operator.and_, (where(term, value) for term in terms), EVERYTHING
             )
-        model, link = self._child(binding)
-        inner = _ChildFilter(self, node.attr_path, model).visit(node.val_filter)
-        return Q(Exists(model.objects.filter(link, inner)))
-
-    def _compare(
-        self,
-        column: Expression,
-        op: CompareOperator,
-        expected: Any,
-        binding: AttributeBinding,
-    ) -> Q:
-        return _compare(column, op, expected, binding, self.vendor)
-
-    def _resolve(
-        self, attr_path: AttrPath, for_comparison: bool = False
-    ) -> AttributeBinding | None:
-        return resolve_filter_path(self.resource_model, attr_path, for_comparison)
-
-    def _is_child(self, binding: AttributeBinding) -> bool:
-        """Whether the attribute's values are rows of another model."""
-        return binding.field_name in (*MULTI_VALUED, "members", "groups")
-
-    def _child(self, binding: AttributeBinding) -> tuple[type[Model], Q]:
-        """The model holding a multi-valued attribute's values, and its link."""
-        if binding.field_name == "members" and self.kind == GROUP:
-            return Membership, Q(group_id=OuterRef("scim_id"))
-        if binding.field_name == "groups" and self.kind == USER:
-            return Membership, Q(member_id=OuterRef("scim_id"), member_type=USER)
-        return MULTI_VALUED[binding.field_name], Q(user_id=OuterRef("scim_id"))
-
-    def _child_column(self, model: type[Model], sub_field: str) -> Expression:
-        if model is Membership:
-            if self.kind == USER:  # a user's `groups`: value and display
-                names = {
-                    "value": F("group_id"),
-                    "display": F("group__display_name"),
-                    "type": Value("direct"),
-                }
-            else:
-                names = {
-                    "value": F("member_id"),
-                    "type": F("member_type"),
-                    "display": _member_display(),
-                }
-            return names.get(sub_field, NULL)
-        return F(sub_field) if sub_field in SUB_COLUMNS else NULL
-
-    def _column(self, binding: AttributeBinding) -> Expression:
-        """The field (or JSON value in `extra`) a single-valued attribute lives in."""
-        key = (binding.field_name, binding.sub_field_name)
-        if key == ("user_name", None) and self.kind == USER:
-            # Already folded, and indexed: `userName eq` is one index lookup.
-            return FOLDED_USER_NAME
-        if key in self.fields:
-            return F(self.fields[key])
-        if key == ("meta", "resource_type"):
-            return Value(self.kind)
-        if binding.is_multivalued or binding.field_name in ("meta", "schemas"):
-            raise InvalidFilterException(
-                detail=f"Filtering on {binding.urn} is not supported"
+        case AnyOf(terms):
+            return functools.reduce(
+                operator.or_, (where(term, value) for term in terms), NOTHING
             )
-        value = _extra(binding)
-        if binding.target_type is bool:
-            return Cast(value, BooleanField())
-        return value
+        case Negation(term):
+            return ~where(term, value)
+        case IsNull(target):  # in JSON: absent or null, whatever its type
+            return Q(lookups.IsNull(value(untyped(target)), True))
+        case IsPresent(target):  # RFC 7644 §3.4.2.2: a value, a non-empty string
+            present = Q(lookups.IsNull(value(target), False))
+            if target.type is str:
+                present &= ~Q(lookups.Exact(value(target), ""))
+            return present
+        case Compare(target):
+            return compare(plan, value(target))
+        case Some(Rows(name), inner):
+            rows, columns = collection_rows(name)
+            return Q(Exists(rows.filter(where(inner, columns_of(columns)))))
+        case Some(JsonArray(path), inner):
+            array = JsonValue(path, list, F("extra"))
+            return Q(JsonSome(array, where(inner, entry_value)))
+    raise TypeError(f"not a plan: {plan!r}")
 
 
-class _ChildFilter(OrmFilter):
-    """The filter inside `emails[...]`: sub-attributes of one child row."""
-
-    def __init__(self, parent: OrmFilter, head: AttrPath, model: type[Model]) -> None:
-        super().__init__(parent.kind, parent.resource_model, parent.vendor)
-        self.head = head
-        self.child_model = model
-
-    def _qualified(self, attr_path: AttrPath) -> AttrPath:
-        return AttrPath(self.head.attr, attr_path.attr, self.head.uri)
-
-    def visit_present(self, node: Present) -> Q:
-        binding = self._resolve(self._qualified(node.attr_path))
-        if binding is None:
-            return NOTHING
-        column = self._child_column(
-            self.child_model, sub_attribute_name(node.attr_path)
-        )
-        return _present(column, _is_text(binding))
-
-    def visit_comparison(self, node: Comparison) -> Q:
-        binding = self._resolve(self._qualified(node.attr_path), for_comparison=True)
-        if binding is None:
-            return NOTHING
-        expected = coerce_value(binding, node.value, node.op)
-        column = self._child_column(
-            self.child_model, sub_attribute_name(node.attr_path)
-        )
-        return self._compare(column, node.op, expected, binding)
-
-    def visit_value_path(self, node: ValuePath) -> Q:
-        return NOTHING  # nested value paths are not SCIM (RFC 7644 errata 7122)
-
-
-def _is_complex(binding: AttributeBinding) -> bool:
-    """Whether the attribute is complex, like `name`, with sub-attributes of its own."""
-    target = binding.target_type
-    return isclass(target) and issubclass(target, BaseModel)
-
-
-def _is_text(binding: AttributeBinding) -> bool:
-    """Whether the attribute is stored as text: strings, and what `extra` holds."""
-    return binding.target_type not in (bool, int, float, datetime, bytes)
-
-
-def _is_text_field(model: type[Model], name: str) -> bool:
-    return isinstance(model._meta.get_field(name), CharField | TextField)
-
-
-def _extra(binding: AttributeBinding) -> Expression:
-    """The text of an attribute kept in the `extra` JSON, NULL when it is not there."""
-    *heads, last = json_path(binding)
-    return KeyTextTransform(
-        last,
-        functools.reduce(lambda inner, key: KeyTransform(key, inner), heads, "extra"),
-    )
-
-
-def _member_display() -> Expression:
-    """The display a group shows for a member: the client's, else the member's name."""
-    member = OuterRef("member_id")
-    return Coalesce(
-        "display",
-        Subquery(ScimUser.objects.filter(scim_id=member).values("display_name")),
-        Subquery(ScimUser.objects.filter(scim_id=member).values("user_name")),
-        Subquery(ScimGroup.objects.filter(scim_id=member).values("display_name")),
-    )
-
-
-def _present(column: Expression, text: bool = True) -> Q:
-    """RFC 7644 §3.4.2.2 `pr`: a value, and for strings a non-empty one."""
-    present = Q(IsNull(column, False))
-    return present & ~Q(Exact(column, "")) if text else present
-
-
-def _compare(
-    column: Expression,
-    op: CompareOperator,
-    expected: Any,
-    binding: AttributeBinding,
-    vendor: str,
-) -> Q:
-    """`column op expected`, with the semantics of ScimFilter.match."""
-    if isinstance(expected, str):
-        expected = binding.comparable(expected)
-        if not binding.case_exact and column != FOLDED_USER_NAME:
-            column = Lower(column)
-    if expected is None:
-        if op == CompareOperator.eq:
-            return Q(IsNull(column, True))
-        return Q(IsNull(column, False)) if op == CompareOperator.ne else NOTHING
-    if op == CompareOperator.ne:
-        return Q(IsNull(column, True)) | ~Q(Exact(column, expected))
-    # A missing value makes a comparison false, not SQL's unknown (NULL), so
-    # that `not (...)` around it holds, as it does in memory.
-    known = Q(IsNull(column, False))
-    if op == CompareOperator.eq:
-        return known & Q(Exact(column, expected))
+def compare(plan: Compare, target: Expression) -> Q:
+    """`target op value`, false (never unknown) where the target is NULL."""
+    known = Q(lookups.IsNull(target, False))
+    operand, op = plan.value, plan.op
+    text = Fold(target) if plan.fold else target
     if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
-        if not isinstance(expected, str):
+        if plan.target.type is not str:  # as in memory: 10 does not contain "1"
             return NOTHING
-        return known & _substring(column, op, expected)
-    if isinstance(expected, str):
-        column = _codepoint_order(column, vendor)
-    lookup = {
-        CompareOperator.gt: GreaterThan,
-        CompareOperator.ge: GreaterThanOrEqual,
-        CompareOperator.lt: LessThan,
-        CompareOperator.le: LessThanOrEqual,
-    }[op]
-    return known & Q(lookup(column, expected))
+        # Code points, not LIKE: SQLite's LIKE ignores the case of ASCII letters.
+        if operand == "":
+            return known  # every string contains, starts and ends with ""
+        if op == CompareOperator.co:
+            return known & Q(lookups.GreaterThan(StrIndex(text, Value(operand)), 0))
+        edge = Left if op == CompareOperator.sw else Right
+        return known & Q(lookups.Exact(edge(text, len(operand)), operand))
+    if op == CompareOperator.eq:
+        return known & Q(lookups.Exact(text, operand))
+    if isinstance(operand, str):
+        text = CodePoints(text)
+    return known & Q(ORDER[op](text, operand))
 
 
-def _substring(column: Expression, op: CompareOperator, expected: str) -> Q:
-    """co, sw and ew, by string functions rather than LIKE.
+def untyped(target: Column | JsonKey) -> Column | JsonKey:
+    """A JSON value of any type: `addresses eq null` asks for no entry, not
+    for an entry that is not a string."""
+    return replace(target, type=object) if isinstance(target, JsonKey) else target
 
-    Django's `contains` is a LIKE, which SQLite runs case-insensitively: a
-    caseExact attribute such as externalId would then match in any case.
-    """
-    if not expected:
-        return Q()  # every string contains ""
-    if op == CompareOperator.co:
-        return Q(GreaterThan(StrIndex(column, Value(expected)), 0))
-    edge = Left if op == CompareOperator.sw else Right
-    return Q(Exact(edge(column, len(expected)), expected))
+
+def record_value(target: Column | JsonKey) -> Expression:
+    """A target of the record itself: a model field, or a value in `extra`."""
+    if isinstance(target, JsonKey):
+        return JsonValue(target.path, target.type, F("extra"))
+    # Django keeps the name `id` for primary keys: the SCIM id is `scim_id`.
+    return F("scim_id" if target.name == "id" else target.name)
+
+
+def entry_value(target: Column | JsonKey) -> Expression:
+    """A target in one element of a JSON array: () is the element itself."""
+    return JsonValue(target.path, target.type)
+
+
+def columns_of(columns: dict[str, Expression]) -> Scope:
+    """The scope of a collection entry: its columns; NULL for what it has not."""
+    return lambda target: columns.get(
+        target.name, Value(None, output_field=FIELDS.get(target.type, TextField)())
+    )
+
+
+def collection_rows(name: str) -> tuple[QuerySet, dict[str, Expression]]:
+    """The rows of a multi-valued attribute of the outer record, and their columns."""
+    if name == "members":  # a group's
+        rows = Membership.objects.filter(group_id=OuterRef("scim_id"))
+        return rows, {
+            "value": F("member_id"),
+            "type": F("member_type"),
+            "display": member_display(),
+        }
+    if name == "groups":  # a user's: direct memberships
+        rows = Membership.objects.filter(
+            member_id=OuterRef("scim_id"), member_type=USER
+        )
+        return rows, {"value": F("group_id"), "display": F("group__display_name")}
+    rows = MULTI_VALUED[name].objects.filter(user_id=OuterRef("scim_id"))
+    return rows, {column: F(column) for column in ROW_COLUMNS}
+
+
+def member_display() -> Expression:
+    """What a group shows for a member (shared.records.display_of): the
+    client's display, else the user's displayName, else userName, else the
+    group's displayName; an empty string counts as none."""
+    member = OuterRef("member_id")
+    users = ScimUser.objects.filter(scim_id=member)
+    groups = ScimGroup.objects.filter(scim_id=member)
+    empty = Value("", output_field=TextField())
+    return Coalesce(
+        NullIf("display", empty),
+        NullIf(Subquery(users.values("display_name")), empty),
+        Subquery(users.values("user_name")),
+        NullIf(Subquery(groups.values("display_name")), empty),
+        output_field=TextField(),
+    )
+
+
+def sort_value(key: SortKey) -> Expression:
+    """What records sort by, compared as `SearchRequest.sort` compares them."""
+    if key.rows is None:
+        value = record_value(key.target)
+    else:  # the primary entry's, else the first one's
+        rows, columns = collection_rows(key.rows.name)
+        primary = lookups.Exact(columns["primary"], True)
+        entries = rows.order_by(Case(When(primary, then=0), default=1), "position")
+        chosen = entries.annotate(sort_value=columns_of(columns)(key.target))
+        value = Subquery(chosen.values("sort_value")[:1])
+    if key.fold:
+        value = Fold(value)
+    return CodePoints(value) if key.target.type is str else value
 
 
 # --8<-- [end:orm-filter]
 
 
-def _codepoint_order(column: Expression, vendor: str) -> Expression:
-    """Order strings by code point, as Python does; SQLite already does."""
-    return Collate(column, "C") if vendor == "postgresql" else column
+# --8<-- [start:orm-sql]
+# What the ORM has no word for: the fold of strings, code-point order, and
+# values in JSON arrays. Each writes SQL for SQLite and for PostgreSQL; JSON
+# keys (a URN holds ':' and '.') are parameters, never SQL text.
+ENTRY = "scim_entry"  # the alias of one JSON array element, in JsonSome
 
 
-def _sort_key(kind: str, binding: AttributeBinding, vendor: str) -> Expression:
-    """The value a record sorts by: its field, or the primary (else first) entry."""
-    orm_filter = OrmFilter(kind, UserResource if kind == USER else Group, vendor)
-    if binding.field_name in MULTI_VALUED:
-        entries = MULTI_VALUED[binding.field_name].objects.filter(
-            user_id=OuterRef("scim_id")
+class Fold(Func):
+    """`shared.records.fold` (NFC, lower case, NFC), what caseExact false compares.
+
+    SQLite's LOWER() only knows ASCII: there, `scim_fold` is the Python
+    function itself, registered on each connection (`register_functions`).
+    """
+
+    output_field = TextField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="scim_fold", **extra)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = "NORMALIZE(LOWER(NORMALIZE(%(expressions)s, NFC)), NFC)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+class CodePoints(Func):
+    """A string compared in code-point order, as Python does (SQLite always does)."""
+
+    template = "%(expressions)s"
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = '%(expressions)s COLLATE "C"'
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+def register_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """Django's `connection_created` receiver (apps.py): scim_fold() on SQLite."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function(
+            "scim_fold", 1, sql_fold, deterministic=True
         )
-        primary_first = Case(When(primary=True, then=0), default=1)
-        key = Subquery(
-            entries.order_by(primary_first, "position").values(
-                binding.sub_field_name or "value"
-            )[:1]
-        )
-    elif orm_filter._is_child(binding):
-        raise InvalidFilterException(detail="Sorting on members is not supported")
-    else:
-        key = orm_filter._column(binding)
-    if not _is_text(binding):
-        return key
-    if not binding.case_exact and key != FOLDED_USER_NAME:
-        key = Lower(key)
-    return _codepoint_order(key, vendor)
+
+
+def sql_fold(value: Any) -> Any:
+    return fold(value) if isinstance(value, str) else value  # NULL stays NULL
+
+
+# JSON types as SQLite's json_type() names them (text: 'text'), and as
+# PostgreSQL's jsonb_typeof() names them, with the SQL that reads one.
+SQLITE_TYPES = {int: "'integer', 'real'", float: "'integer', 'real'", list: "'array'"}
+POSTGRES_TYPES = {
+    str: ("string", "({}) #>> '{{}}'"),
+    bool: ("boolean", "({})::boolean"),
+    int: ("number", "({})::numeric"),
+    float: ("number", "({})::numeric"),
+    list: ("array", "{}"),
+}
+
+
+class JsonValue(Func):
+    """The value at `path` in `base` (without one: in the element of JsonSome)
+    if it is of `kind` in JSON, else NULL; of `kind` object, the name of its
+    JSON type, NULL when it is absent or null."""
+
+    def __init__(
+        self, path: tuple[str, ...], kind: type, base: Expression | None = None
+    ) -> None:
+        field = FIELDS.get(kind, TextField)()
+        super().__init__(*([] if base is None else [base]), output_field=field)
+        self.path, self.kind = path, kind
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        raise NotSupportedError("JSON values are written for SQLite and PostgreSQL")
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        if not self.source_expressions and not self.path:  # the element itself
+            json_type, value, params = f"{ENTRY}.type", f"{ENTRY}.value", []
+        else:
+            if self.source_expressions:
+                base, params = compiler.compile(self.source_expressions[0])
+            else:  # a key of an element, when the element is an object
+                base = f"CASE WHEN {ENTRY}.type = 'object' THEN {ENTRY}.value END"
+                params = []
+            params = [*params, "$" + "".join(f'."{key}"' for key in self.path)]
+            json_type = f"json_type({base}, %s)"
+            value = f"json_extract({base}, %s)"
+        if self.kind is object:
+            return f"NULLIF({json_type}, 'null')", params
+        if self.kind is bool:
+            sql = f"CASE {json_type} WHEN 'true' THEN 1 WHEN 'false' THEN 0 END"
+            return sql, params
+        types = SQLITE_TYPES.get(self.kind, "'text'")
+        return f"CASE WHEN {json_type} IN ({types}) THEN {value} END", params * 2
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        if self.source_expressions:
+            base, params = compiler.compile(self.source_expressions[0])
+        else:
+            base, params = f"{ENTRY}.value", []
+        if self.path:
+            keys = ", ".join(["%s"] * len(self.path))
+            base, params = f"jsonb_extract_path({base}, {keys})", [*params, *self.path]
+        if self.kind is object:
+            return f"NULLIF(jsonb_typeof({base}), 'null')", params
+        json_type, read = POSTGRES_TYPES.get(self.kind, POSTGRES_TYPES[str])
+        value = read.format(base)
+        sql = f"CASE WHEN jsonb_typeof({base}) = '{json_type}' THEN {value} END"
+        return sql, params * 2
+
+
+class JsonSome(Expression):
+    """EXISTS an element of `array` (a JsonValue of kind list) meeting `where`."""
+
+    def __init__(self, array: JsonValue, where: Q) -> None:
+        super().__init__(output_field=BooleanField())
+        self.array, self.where = array, where
+
+    def get_source_expressions(self) -> list:
+        return [self.array, self.where]
+
+    def set_source_expressions(self, expressions: list) -> None:
+        self.array, self.where = expressions
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        raise NotSupportedError("JSON arrays are written for SQLite and PostgreSQL")
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.exists(compiler, "json_each({}) AS " + ENTRY)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.exists(compiler, f"jsonb_array_elements({{}}) AS {ENTRY}(value)")
+
+    def exists(self, compiler: Any, elements: str) -> Any:
+        array, params = compiler.compile(self.array)
+        try:
+            condition, inner = compiler.compile(self.where)
+        except FullResultSet:  # (EmptyResultSet is for the caller's WHERE)
+            condition, inner = "1 = 1", []
+        # Only compiled SQL goes into the text: values and keys are parameters.
+        source = elements.format(array)
+        sql = f"EXISTS (SELECT 1 FROM {source} WHERE {condition})"  # noqa: S608
+        return sql, [*params, *inner]
+
+
+# --8<-- [end:orm-sql]
