@@ -28,6 +28,7 @@ from scim2_models import ServiceProviderConfig
 from scim2_models import Sort
 from scim2_models import User
 
+from shared.extension import AcmeUser
 from shared.responses import ScimResponse
 
 # --8<-- [start:limits]
@@ -43,8 +44,12 @@ MAX_FILTER_TERMS = 100  # comparisons one filter combines with and / or
 # --8<-- [end:limits]
 
 # --8<-- [start:models]
-UserResource = User[EnterpriseUser]
-"""The User the server stores: the core schema plus the EnterpriseUser extension."""
+UserResource = User[EnterpriseUser | AcmeUser]
+"""The User the server stores: the core schema plus two extensions.
+
+EnterpriseUser is RFC 7643's own (§4.3); AcmeUser is the application's
+(shared/extension.py). Neither is required of a client.
+"""
 
 USER_RESOURCE_TYPE = ResourceType.from_resource(UserResource)
 GROUP_RESOURCE_TYPE = ResourceType.from_resource(Group)
@@ -91,17 +96,22 @@ SERVICE_PROVIDER_CONFIG = ServiceProviderConfig(
 )
 # --8<-- [end:service-provider-config]
 
+# --8<-- [start:provider]
 PROVIDER = ScimProvider(
-    models=[User, EnterpriseUser, Group],
+    # Every schema the resource types name, extensions included: /Schemas
+    # serves these, and an extension missing here is an error at import.
+    models=[User, EnterpriseUser, AcmeUser, Group],
     resource_types=[USER_RESOURCE_TYPE, GROUP_RESOURCE_TYPE],
     config=SERVICE_PROVIDER_CONFIG,
     policy=POLICY,
 )
 """The whole description of the service, handed to scim2-models on every call."""
+# --8<-- [end:provider]
 
 # --8<-- [start:users-only]
 USERS_ONLY = ScimProvider(
-    models=[User, EnterpriseUser],
+    # The same User as the full service, both extensions included.
+    models=[User, EnterpriseUser, AcmeUser],
     resource_types=[USER_RESOURCE_TYPE],
     config=SERVICE_PROVIDER_CONFIG.model_copy(
         update={

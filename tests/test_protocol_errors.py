@@ -128,15 +128,16 @@ def test_service_provider_config_announces_what_the_server_does(client):
     assert config["meta"]["location"] == f"{BASE}/ServiceProviderConfig"
 
 
-def test_schemas_list_user_enterprise_and_group(client):
+def test_schemas_list_user_both_extensions_and_group(client):
     body = client.get("/Schemas").json
     ids = {schema["id"] for schema in body["Resources"]}
     assert ids == {
         "urn:ietf:params:scim:schemas:core:2.0:User",
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        "urn:example:params:scim:schemas:extension:acme:2.0:User",
         "urn:ietf:params:scim:schemas:core:2.0:Group",
     }
-    assert body["totalResults"] == 3
+    assert body["totalResults"] == 4
 
 
 def test_one_schema_by_id(client):
@@ -156,7 +157,11 @@ def test_resource_types(client):
         {
             "schema": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
             "required": False,
-        }
+        },
+        {
+            "schema": "urn:example:params:scim:schemas:extension:acme:2.0:User",
+            "required": False,
+        },
     ]
     assert by_name["Group"]["endpoint"] == "/Groups"
     assert client.get("/ResourceTypes/Group").json["id"] == "Group"
