@@ -507,9 +507,10 @@ def _compare(target: Target, op: CompareOperator, expected: Any, binding: Any) -
         operand = binding.comparable(expected)
     except ValueError:
         return Truth(op == CompareOperator.ne)
-    if op in STRING_OPERATORS and not isinstance(operand, str):
+    text = isinstance(operand, str) and target.type is str
+    if op in STRING_OPERATORS and not text:  # co "1" on a number: no match
         return Truth(False)
-    fold = isinstance(operand, str) and not binding.case_exact
+    fold = text and not binding.case_exact
     fold = fold and not _is_folded(target)
     if op == CompareOperator.ne:
         return Negation(Compare(target, CompareOperator.eq, operand, fold))
