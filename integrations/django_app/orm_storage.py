@@ -134,9 +134,6 @@ class DjangoOrmStorage:
     def __init__(self, using: str = DEFAULT_DB_ALIAS) -> None:
         self.using = using  # the DATABASES alias
 
-    def _objects(self, model: type[Model]) -> QuerySet:
-        return model.objects.using(self.using)
-
     def reset(self) -> None:
         """Forget everything: for tests, notebooks and demos."""
         with transaction.atomic(using=self.using):
@@ -290,6 +287,10 @@ class DjangoOrmStorage:
 
     # --8<-- [end:orm-write]
 
+    # --8<-- [start:orm-helpers]
+    def _objects(self, model: type[Model]) -> QuerySet:
+        return model.objects.using(self.using)
+
     def _write_multi_valued(self, user_id: str, record: dict[str, Any]) -> None:
         for field_name, model in MULTI_VALUED.items():
             self._objects(model).filter(user_id=user_id).delete()
@@ -302,7 +303,6 @@ class DjangoOrmStorage:
                 for position, entry in enumerate(record.get(field_name) or [])
             )
 
-    # --8<-- [start:orm-members]
     def _write_members(
         self, group_id: str, members: list[dict[str, Any]], now: datetime
     ) -> None:
@@ -341,8 +341,6 @@ class DjangoOrmStorage:
         # The members that left show a different `groups` now.
         for kind in KINDS:
             self._touch(kind, [m for m in gone if current[m].member_type == kind], now)
-
-    # --8<-- [end:orm-members]
 
     def _touch(self, kind: str, record_ids: list[str], now: datetime) -> int:
         """New versions for records whose derived attributes changed; how many."""
@@ -497,6 +495,9 @@ def _entry(row: Any) -> dict[str, Any]:
 def _page(rows: QuerySet, start: int, stop: int | None) -> QuerySet:
     """rows[start:stop], never a negative LIMIT."""
     return rows[start:] if stop is None else rows[start : max(start, stop)]
+
+
+# --8<-- [end:orm-helpers]
 
 
 # --8<-- [start:orm-filter]
