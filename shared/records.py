@@ -157,3 +157,22 @@ def fold(user_name: str) -> str:
 def display_of(record: Any) -> str | None:
     """The name a group shows for a member, and a user for a group."""
     return record["display_name"] or record.get("user_name")
+
+
+# What the SQL backends share: the user columns a record maps one to one, and
+# when a write transaction runs again (PostgreSQL chose it as a deadlock victim).
+USER_RECORD_FIELDS = (
+    "user_name",
+    "external_id",
+    "display_name",
+    "given_name",
+    "family_name",
+    "active",
+    "title",
+    "department",
+    "employee_number",
+    "manager_id",
+    "password_hash",
+)
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+DEADLOCK_ATTEMPTS = 5

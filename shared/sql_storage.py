@@ -3,8 +3,8 @@
 Same functions, same records and same guarantees as `MemoryStorage`, but the
 work happens in the database so several worker processes can share it:
 
-- filters become WHERE clauses (`SqlFilter`, a scim2-models `FilterVisitor`),
-  sorting and paging ORDER BY / LIMIT / OFFSET, totalResults a COUNT;
+- filters become WHERE clauses and sorts ORDER BY (`SqlPlan` writes the
+  plans of shared/filter_plan.py), paging LIMIT / OFFSET, totalResults a COUNT;
 - userName uniqueness is a unique index on the folded value, so two workers
   creating the same user race into an IntegrityError, answered 409;
 - an If-Match write is `UPDATE ... WHERE version = :read`, a compare-and-swap;
@@ -12,42 +12,38 @@ work happens in the database so several worker processes can share it:
 """
 
 import functools
+import operator
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
+from decimal import Decimal
+from math import inf
 from typing import Any
 
-from scim2_models import Group
-from scim2_models import InvalidFilterException
 from scim2_models import InvalidValueException
 from scim2_models import NotFoundException
 from scim2_models import PreconditionFailedException
-from scim2_models import ScimFilter
 from scim2_models import SearchRequest
 from scim2_models import UniquenessException
-from scim2_models.path import AttributeBinding
-from scim2_models.path import AttrPath
 from scim2_models.path import CompareOperator
-from scim2_models.path import Comparison
-from scim2_models.path import FilterVisitor
-from scim2_models.path import LogicalExpr
-from scim2_models.path import LogicalOperator
-from scim2_models.path import Not
-from scim2_models.path import Present
-from scim2_models.path import ValuePath
-from scim2_models.path import coerce_value
 from sqlalchemy import JSON
 from sqlalchemy import Boolean
 from sqlalchemy import Column
 from sqlalchemy import DateTime
+from sqlalchemy import Float
 from sqlalchemy import ForeignKey
 from sqlalchemy import Integer
 from sqlalchemy import MetaData
+from sqlalchemy import Numeric
 from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import and_
+from sqlalchemy import case
+from sqlalchemy import cast
+from sqlalchemy import column as sql_column
 from sqlalchemy import create_engine
 from sqlalchemy import delete
 from sqlalchemy import event
@@ -55,11 +51,12 @@ from sqlalchemy import exists
 from sqlalchemy import false
 from sqlalchemy import func
 from sqlalchemy import insert
-from sqlalchemy import literal
 from sqlalchemy import not_
+from sqlalchemy import null
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import true
+from sqlalchemy import type_coerce
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
@@ -68,13 +65,31 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
-from shared.discovery import UserResource
+from shared.filter_plan import ROW_COLUMNS
+from shared.filter_plan import AllOf
+from shared.filter_plan import AnyOf
+from shared.filter_plan import Column as PlanColumn
+from shared.filter_plan import Compare
+from shared.filter_plan import IsNull
+from shared.filter_plan import IsPresent
+from shared.filter_plan import JsonArray
+from shared.filter_plan import JsonKey
+from shared.filter_plan import Negation
+from shared.filter_plan import Plan
+from shared.filter_plan import Rows
+from shared.filter_plan import Some
+from shared.filter_plan import SortKey
+from shared.filter_plan import Truth
+from shared.filter_plan import plan_filter
+from shared.filter_plan import plan_sort
+from shared.records import DEADLOCK_ATTEMPTS
 from shared.records import GROUP
+from shared.records import RETRYABLE_SQLSTATES
 from shared.records import USER
+from shared.records import USER_RECORD_FIELDS
 from shared.records import display_of
 from shared.records import fold
 
-ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 # --8<-- [start:sql-tables]
@@ -163,39 +178,20 @@ memberships = Table(
 
 TABLES = {USER: users, GROUP: groups}
 MULTI_VALUED = {"emails": emails, "phone_numbers": phone_numbers}
-USER_COLUMNS = {
-    # (schema field, sub-field) -> column of `users`; anything else lives in `extra`.
-    ("id", None): "id",
-    ("user_name", None): "user_name",
-    ("external_id", None): "external_id",
-    ("display_name", None): "display_name",
-    ("active", None): "active",
-    ("title", None): "title",
-    ("name", "given_name"): "given_name",
-    ("name", "family_name"): "family_name",
-    ("department", None): "department",
-    ("employee_number", None): "employee_number",
-    ("manager", "value"): "manager_id",
-    ("meta", "created"): "created",
-    ("meta", "last_modified"): "last_modified",
-}
-GROUP_COLUMNS = {
-    ("id", None): "id",
-    ("external_id", None): "external_id",
-    ("display_name", None): "display_name",
-    ("meta", "created"): "created",
-    ("meta", "last_modified"): "last_modified",
-}
-SUB_COLUMNS = {"value", "type", "primary", "display"}
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    """What DateTime columns hold: UTC, without tzinfo (SQLite keeps no zone)."""
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC)
+# The users and groups membership rows name, beside the table a query is on.
+member_users = users.alias("member_users")
+member_groups = groups.alias("member_groups")
+MEMBERS = memberships.outerjoin(
+    member_users, member_users.c.id == memberships.c.member_id
+).outerjoin(member_groups, member_groups.c.id == memberships.c.member_id)
+# What a group shows for a member: the display a client gave, else the
+# member's name (records.display_of), an empty string being no name.
+MEMBER_DISPLAY = func.coalesce(
+    func.nullif(memberships.c.display, ""),
+    func.nullif(member_users.c.display_name, ""),
+    member_users.c.user_name,
+    func.nullif(member_groups.c.display_name, ""),
+)
 
 
 def _retry_on_deadlock(write: Callable[..., Any]) -> Callable[..., Any]:
@@ -218,10 +214,6 @@ def _retry_on_deadlock(write: Callable[..., Any]) -> Callable[..., Any]:
         raise AssertionError("unreachable")
 
     return retrying
-
-
-RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
-DEADLOCK_ATTEMPTS = 5
 
 
 class SqlStorage:
@@ -274,24 +266,22 @@ class SqlStorage:
         stop: int | None,
         to_resource: Callable[[dict[str, Any]], Any],
     ) -> tuple[int, list[dict[str, Any]]]:
-        """Filter, sort and page in the database: WHERE, ORDER BY, LIMIT/OFFSET."""
+        """Filter, sort and page in the database: WHERE, ORDER BY, LIMIT/OFFSET.
+
+        shared/filter_plan.py plans the filter and the sort (and refuses what
+        no backend answers); `SqlPlan` writes the plans in SQL.
+        """
         table = TABLES[kind]
-        model = UserResource if kind == USER else Group
+        sql = SqlPlan(kind, self.dialect)
         where = true()
         if search.filter is not None:
-            where = SqlFilter(kind, model, self.dialect).visit(search.filter.ast)
+            where = sql.where(plan_filter(kind, search.filter))
         query = select(table).where(where)
-        binding = search.sort_binding(model) if search.sort_by else None
-        if binding is not None:
-            key = _sort_key(kind, binding, self.dialect)
-            if search.sort_order == SearchRequest.SortOrder.descending:
-                query = query.order_by(key.desc().nulls_first())
-            else:
-                query = query.order_by(key.asc().nulls_last())
-        elif search.sort_by is not None:
-            # Not an attribute of this type: its records have no value and sort
-            # last (RFC 7644 §3.4.2.3), in their stable order.
-            pass
+        # No key (no sortBy, or another type's attribute): the stable order.
+        sort_key = plan_sort(kind, search)
+        if sort_key is not None:
+            descending = search.sort_order == SearchRequest.SortOrder.descending
+            query = query.order_by(sql.order_by(sort_key, descending))
         query = query.order_by(table.c.seq).offset(start)
         if stop is not None:
             query = query.limit(max(0, stop - start))
@@ -379,6 +369,7 @@ class SqlStorage:
 
     # --8<-- [end:sql-write]
 
+    # --8<-- [start:sql-helpers]
     def _write(self) -> Any:
         """A write transaction; on SQLite it takes the write lock up front."""
         return _WriteTransaction(self.engine)
@@ -403,7 +394,7 @@ class SqlStorage:
             conn.execute(delete(table).where(table.c.user_id == user_id))
             entries = [
                 {"user_id": user_id, "position": position}
-                | {key: entry.get(key) for key in SUB_COLUMNS}
+                | {key: entry.get(key) for key in ROW_COLUMNS}
                 for position, entry in enumerate(record.get(field_name) or [])
             ]
             if entries:
@@ -546,15 +537,9 @@ class SqlStorage:
                 memberships.c.group_id,
                 memberships.c.member_id,
                 memberships.c.member_type,
-                func.coalesce(
-                    memberships.c.display,
-                    users.c.display_name,
-                    users.c.user_name,
-                    _member_groups.c.display_name,
-                ).label("display"),
+                MEMBER_DISPLAY.label("display"),
             )
-            .outerjoin(users, users.c.id == memberships.c.member_id)
-            .outerjoin(_member_groups, _member_groups.c.id == memberships.c.member_id)
+            .select_from(MEMBERS)
             .where(memberships.c.group_id.in_(ids))
         ).all()
         for row in rows:
@@ -581,20 +566,13 @@ class SqlStorage:
         return records
 
 
-USER_RECORD_FIELDS = (
-    "user_name",
-    "external_id",
-    "display_name",
-    "given_name",
-    "family_name",
-    "active",
-    "title",
-    "department",
-    "employee_number",
-    "manager_id",
-    "password_hash",
-)
-_member_groups = groups.alias("member_groups")
+def _naive_utc(moment: datetime) -> datetime:
+    """What DateTime columns hold: UTC, without tzinfo (SQLite keeps no zone)."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC)
 
 
 def _children(conn: Connection, table: Table, ids: list[str]) -> dict[str, list]:
@@ -603,7 +581,7 @@ def _children(conn: Connection, table: Table, ids: list[str]) -> dict[str, list]
         select(table).where(table.c.user_id.in_(ids)).order_by(table.c.position)
     )
     for row in rows:
-        entry = {key: getattr(row, key) for key in SUB_COLUMNS}
+        entry = {key: getattr(row, key) for key in ROW_COLUMNS}
         result.setdefault(row.user_id, []).append(
             {key: value for key, value in entry.items() if value is not None}
         )
@@ -653,6 +631,11 @@ class _WriteTransaction:
             self.conn.close()
 
 
+def _fold_or_none(value: Any) -> Any:
+    """records.fold as SQLite's scim_fold(): NULL stays NULL, a number stays."""
+    return fold(value) if isinstance(value, str) else value
+
+
 def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
@@ -671,285 +654,220 @@ def _make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         # LIKE must respect case: caseExact attributes compare exactly, the
-        # others are lower-cased on both sides by SqlFilter.
+        # others are folded on both sides by SqlPlan, with records.fold itself.
         cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
+        dbapi_connection.create_function(
+            "scim_fold", 1, _fold_or_none, deterministic=True
+        )
 
     return engine
 
 
+# --8<-- [end:sql-helpers]
+
+
 # --8<-- [start:sql-filter]
-class SqlFilter(FilterVisitor[ColumnElement]):
-    """Translate a SCIM filter into a WHERE clause on one resource table.
+class SqlPlan:
+    """Write the plans of shared/filter_plan.py for one table: WHERE and ORDER BY.
 
-    It gives what `ScimFilter.match` gives in memory: attributes of another
-    resource type are false (RFC 7644 §3.4.2.1), caseExact false strings compare
-    lower-cased, `ne` holds on a missing value, and a comparison on a
-    multi-valued attribute holds when one of its values does (`ne`: when none
-    equals the operand).
+    The plan already says where each value lives and what SCIM means; what is
+    left is SQL's own. NULL is "unknown" in SQL and false in the plan, so every
+    comparison asks `IS NOT NULL` first and a Negation is a plain NOT. SQLite
+    and PostgreSQL spell JSON, case folding and code-point order differently.
     """
 
-    def __init__(self, kind: str, model: Any, dialect: str) -> None:
-        self.kind = kind
-        self.model = model
-        self.dialect = dialect
+    def __init__(self, kind: str, dialect: str) -> None:
         self.table = TABLES[kind]
+        self.postgres = dialect == "postgresql"
+        extra = self.table.c.extra
+        self.extra = type_coerce(extra, JSONB) if self.postgres else extra
+        self.resource = Scope(self.table.c, self.extra)
 
-    def visit_logical_expr(self, node: LogicalExpr) -> ColumnElement:
-        terms = [self.visit(term) for term in node.terms]
-        return and_(*terms) if node.op == LogicalOperator.and_ else or_(*terms)
+    def where(self, plan: Plan, scope: "Scope | None" = None) -> ColumnElement:
+        """The condition a row (of the table, or of a collection) satisfies."""
+        scope = scope or self.resource
+        match plan:
+            case Truth(value):
+                return true() if value else false()
+            case AllOf(terms):
+                return and_(true(), *(self.where(term, scope) for term in terms))
+            case AnyOf(terms):
+                return or_(false(), *(self.where(term, scope) for term in terms))
+            case Negation(term):
+                return not_(self.where(term, scope))
+            case IsNull(target):
+                return self.read(target, scope).is_(None)
+            case IsPresent(target):
+                value = self.read(target, scope)
+                if target.type is str:  # RFC 7644 §3.4.2.2: "" is not a value
+                    return and_(value.is_not(None), value != "")
+                return value.is_not(None)
+            case Compare(target, op, operand):
+                if not comparable(target.type, op, operand):  # match: false
+                    return false()
+                value = self.read(target, scope)
+                return and_(value.is_not(None), self.compare(value, plan))
+            case Some(Rows(name), entry):
+                rows, link, columns = self.rows(name)
+                holds = self.where(entry, Scope(columns, None))
+                return exists(select(1).select_from(rows).where(link, holds))
+            case Some(JsonArray(path), entry):
+                elements, is_array = self.elements(path)
+                holds = self.where(entry, Scope({}, elements.c.value))
+                return exists(select(1).select_from(elements).where(is_array, holds))
+        raise TypeError(f"not a plan: {plan!r}")
 
-    def visit_not(self, node: Not) -> ColumnElement:
-        return not_(self.visit(node.expr))
-
-    def visit_present(self, node: Present) -> ColumnElement:
-        binding = self._resolve(node.attr_path)
-        if binding is None:
-            return false()
-        if binding.field_name in MULTI_VALUED or self._is_members(binding):
-            table, link = self._child(binding)
-            columns = [binding.sub_field_name] if binding.sub_field_name else ["value"]
-            present = or_(*(_present(self._child_column(table, c)) for c in columns))
-            return exists().where(link, present)
-        return _present(self._column(binding))
-
-    def visit_comparison(self, node: Comparison) -> ColumnElement:
-        binding = self._resolve(node.attr_path, for_comparison=True)
-        if binding is None:
-            return false()
-        expected = coerce_value(binding, node.value, node.op)
-        if binding.field_name in MULTI_VALUED or self._is_members(binding):
-            table, link = self._child(binding)
-            column = self._child_column(table, binding.sub_field_name or "value")
-            if node.op == CompareOperator.ne:
-                equal = self._compare(column, CompareOperator.eq, expected, binding)
-                return not_(exists().where(link, equal))
-            return exists().where(
-                link, self._compare(column, node.op, expected, binding)
+    def order_by(self, key: SortKey, descending: bool) -> ColumnElement:
+        """Records without a value come last ascending, first descending."""
+        if key.rows is None:
+            value = self.read(key.target, self.resource)
+        else:  # the primary entry's value, else the first entry's
+            rows = MULTI_VALUED[key.rows.name]
+            value = (
+                select(rows.c[key.target.name])
+                .where(rows.c.user_id == self.table.c.id)
+                .order_by(rows.c.primary.is_(True).desc(), rows.c.position)
+                .limit(1)
+                .scalar_subquery()
             )
-        return self._compare(self._column(binding), node.op, expected, binding)
+        if key.fold:
+            value = self.fold(value)
+        if key.target.type is str:
+            value = self.codepoint_order(value)
+        return value.desc().nulls_first() if descending else value.asc().nulls_last()
 
-    def visit_value_path(self, node: ValuePath) -> ColumnElement:
-        binding = self._resolve(node.attr_path)
-        if binding is None:
-            return false()
-        if not (binding.field_name in MULTI_VALUED or self._is_members(binding)):
-            raise InvalidFilterException(
-                detail=f"Filtering inside {node.attr_path} is not supported in SQL"
-            )
-        table, link = self._child(binding)
-        inner = _ChildFilter(self, node.attr_path, table).visit(node.val_filter)
-        return exists().where(link, inner)
+    def compare(self, value: ColumnElement, compare: Compare) -> ColumnElement:
+        """`value op operand`, the operand in the form of the stored values."""
+        op, operand = compare.op, compare.value
+        if compare.fold:
+            value = self.fold(value)
+        if isinstance(operand, datetime):
+            operand = operand.astimezone(UTC).replace(tzinfo=None)  # as stored
+        elif isinstance(operand, int) and compare.target.type is not bool:
+            operand = self.number(operand)
+        elif isinstance(operand, str) and "\x00" in operand:
+            # PostgreSQL's text cannot hold NUL: no value equals or contains
+            # such an operand, and one below it is at most its part before NUL.
+            # SQLite compares NUL as any character, but its LIKE stops at it.
+            if op in LIKE or (op == CompareOperator.eq and self.postgres):
+                return false()
+            if self.postgres:
+                below = op in (CompareOperator.lt, CompareOperator.le)
+                op = CompareOperator.le if below else CompareOperator.gt
+                operand = operand[: operand.index("\x00")]
+        if op in LIKE:
+            return getattr(value, LIKE[op])(operand, autoescape=True)
+        if isinstance(operand, str) and op != CompareOperator.eq:
+            value = self.codepoint_order(value)
+        return getattr(operator, op.value)(value, operand)  # operator.eq, .gt...
 
-    def _compare(
-        self,
-        column: ColumnElement,
-        op: CompareOperator,
-        expected: Any,
-        binding: AttributeBinding,
-    ) -> ColumnElement:
-        return _compare(column, op, expected, binding, self.dialect)
+    def read(self, target: PlanColumn | JsonKey, scope: "Scope") -> ColumnElement:
+        """A Column or JsonKey of the plan, as a typed SQL value."""
+        if isinstance(target, PlanColumn):
+            return scope.columns.get(target.name, null())
+        if not self.postgres:  # json_extract gives SQL values of the JSON's types
+            value = scope.document
+            if target.path:
+                value = func.json_extract(value, sqlite_json_path(target.path))
+            return type_coerce(value, SQL_TYPES[target.type])
+        value = scope.document[target.path]  # `#>`, as JSON; `#>>` as text
+        if target.type is str:
+            return value.astext
+        if target.type is bool:
+            typed, json_type = cast(value.astext, Boolean), "boolean"
+        else:  # numeric: any JSON number, any operand, exactly
+            typed, json_type = cast(value.astext, Numeric), "number"
+        return case((func.jsonb_typeof(value) == json_type, typed))
 
-    def _resolve(
-        self, attr_path: AttrPath, for_comparison: bool = False
-    ) -> AttributeBinding | None:
-        return resolve_filter_path(self.model, attr_path, for_comparison)
+    def rows(self, name: str) -> tuple[Any, ColumnElement, dict[str, Any]]:
+        """The rows of a collection, their link to the record, their columns."""
+        if name in MULTI_VALUED:  # emails, phone_numbers
+            table = MULTI_VALUED[name]
+            columns = {column: table.c[column] for column in ROW_COLUMNS}
+            return table, table.c.user_id == self.table.c.id, columns
+        if name == "groups":  # a user's memberships, and the groups' names
+            columns = {
+                "value": memberships.c.group_id,
+                "display": member_groups.c.display_name,
+            }
+            link = memberships.c.member_id == self.table.c.id
+            on = member_groups.c.id == memberships.c.group_id
+            return memberships.join(member_groups, on), link, columns
+        columns = {  # a group's members
+            "value": memberships.c.member_id,
+            "type": memberships.c.member_type,
+            "display": MEMBER_DISPLAY,
+        }
+        return MEMBERS, memberships.c.group_id == self.table.c.id, columns
 
-    def _is_members(self, binding: AttributeBinding) -> bool:
-        return binding.field_name in ("members", "groups")
+    def elements(self, path: tuple[str, ...]) -> tuple[Any, ColumnElement]:
+        """The elements of a JSON array in `extra`, and a check that it is one."""
+        if not self.postgres:
+            at = sqlite_json_path(path)
+            elements = func.json_each(self.extra, at).table_valued("value")
+            return elements, func.json_type(self.extra, at) == "array"
+        array = self.extra[path]  # jsonb_array_elements fails on anything else
+        array = case((func.jsonb_typeof(array) == "array", array), else_=EMPTY)
+        value = sql_column("value", JSONB)
+        return func.jsonb_array_elements(array).table_valued(value), true()
 
-    def _child(self, binding: AttributeBinding) -> tuple[Any, ColumnElement]:
-        """The table holding a multi-valued attribute's values, and its link."""
-        if binding.field_name == "members" and self.kind == GROUP:
-            return memberships, memberships.c.group_id == self.table.c.id
-        if binding.field_name == "groups" and self.kind == USER:
-            return memberships, memberships.c.member_id == self.table.c.id
-        table = MULTI_VALUED[binding.field_name]
-        return table, table.c.user_id == self.table.c.id
+    def fold(self, value: ColumnElement) -> ColumnElement:
+        """records.fold in SQL: NFC, lower case, NFC, for any letter."""
+        if not self.postgres:
+            return func.scim_fold(value, type_=String)
+        # ICU's root locale lower-cases as Python does, whatever the database's.
+        lowered = func.lower(func.normalize(value, type_=String).collate("und-x-icu"))
+        return func.normalize(lowered, type_=String)
 
-    def _child_column(self, table: Any, sub_field: str) -> ColumnElement:
-        if table is memberships:
-            if self.kind == USER:  # a user's `groups`: value and display
-                names = {
-                    "value": memberships.c.group_id,
-                    "display": select(_member_groups.c.display_name)
-                    .where(_member_groups.c.id == memberships.c.group_id)
-                    .scalar_subquery(),
-                    "type": literal("direct"),
-                }
-            else:
-                names = {
-                    "value": memberships.c.member_id,
-                    "type": memberships.c.member_type,
-                    "display": memberships.c.display,
-                }
-            if sub_field not in names:
-                return literal(None)
-            return names[sub_field]
-        if sub_field not in SUB_COLUMNS:
-            return literal(None)
-        return table.c[sub_field]
+    def number(self, number: int) -> Decimal | int | float:
+        """An integer operand of any size (True is 1), as the database compares it."""
+        if self.postgres:  # numeric, not the bigint an int is sent as
+            return Decimal(number)
+        if abs(number) < 2**63:  # SQLite's integers: larger ones are floats
+            return int(number)
+        if abs(number) < 10**308:
+            return float(number)
+        return inf if number > 0 else -inf
 
-    def _column(self, binding: AttributeBinding) -> ColumnElement:
-        """The column (or JSON value in `extra`) a single-valued attribute lives in."""
-        columns = USER_COLUMNS if self.kind == USER else GROUP_COLUMNS
-        key = (binding.field_name, binding.sub_field_name)
-        if key == ("user_name", None) and self.kind == USER:
-            # Already folded, and indexed: `userName eq` is one index lookup.
-            return self.table.c.user_name_key
-        if key in columns:
-            return self.table.c[columns[key]]
-        if key == ("meta", "resource_type"):
-            return literal(self.kind)
-        if binding.is_multivalued or binding.field_name in ("meta", "schemas"):
-            raise InvalidFilterException(
-                detail=f"Filtering on {binding.urn} is not supported in SQL"
-            )
-        path = json_path(binding)
-        element = self.table.c.extra[path]
-        if binding.target_type is bool:
-            return element.as_boolean()
-        return element.as_string()
-
-
-class _ChildFilter(SqlFilter):
-    """The filter inside `emails[...]`: sub-attributes of one child row."""
-
-    def __init__(self, parent: SqlFilter, head: AttrPath, table: Any) -> None:
-        super().__init__(parent.kind, parent.model, parent.dialect)
-        self.head = head
-        self.child_table = table
-
-    def _qualified(self, attr_path: AttrPath) -> AttrPath:
-        return AttrPath(self.head.attr, attr_path.attr, self.head.uri)
-
-    def visit_present(self, node: Present) -> ColumnElement:
-        column = self._child_column(
-            self.child_table, sub_attribute_name(node.attr_path)
-        )
-        return _present(column)
-
-    def visit_comparison(self, node: Comparison) -> ColumnElement:
-        binding = self._resolve(self._qualified(node.attr_path), for_comparison=True)
-        if binding is None:
-            return false()
-        expected = coerce_value(binding, node.value, node.op)
-        column = self._child_column(
-            self.child_table, sub_attribute_name(node.attr_path)
-        )
-        return self._compare(column, node.op, expected, binding)
-
-    def visit_value_path(self, node: ValuePath) -> ColumnElement:
-        return false()  # nested value paths are not SCIM (RFC 7644 errata 7122)
+    def codepoint_order(self, value: ColumnElement) -> ColumnElement:
+        """Strings in code-point order, as Python's; SQLite's binary order is."""
+        return value.collate("C") if self.postgres else value
 
 
-def resolve_filter_path(
-    model: Any, attr_path: AttrPath, for_comparison: bool = False
-) -> AttributeBinding | None:
-    """Bind an attribute path of a filter to `model`, as `ScimFilter.match` does.
+@dataclass(frozen=True)
+class Scope:
+    """What a plan's targets are read from: a row's columns, a JSON document."""
 
-    A filter bound to the model resolves its paths: None for an attribute the
-    model does not have, which is false rather than an error (RFC 7644
-    §3.4.2.1). A comparison on a multi-valued complex attribute
-    (`emails co "x"`) binds its `value` sub-attribute (`resolve_comparison`).
+    columns: Any
+    document: ColumnElement | None
+
+
+def comparable(kind: type, op: CompareOperator, operand: Any) -> bool:
+    """Whether `ScimFilter.match` may hold `value op operand` for values of `kind`.
+
+    co, sw and ew need strings; a string is never equal to a number; a date
+    given without a time zone is neither before nor after an aware one.
     """
-    bound = ScimFilter[model](Present(attr_path))
-    resolve = bound.resolve_comparison if for_comparison else bound.resolve
-    return resolve(attr_path, strict=False)
+    if op in LIKE:
+        return kind is str and isinstance(operand, str)
+    if kind in (int, float):
+        return isinstance(operand, int | float)
+    if kind is datetime:
+        return isinstance(operand, datetime) and operand.tzinfo is not None
+    return isinstance(operand, kind)
 
 
-def sub_attribute_name(attr_path: AttrPath) -> str:
-    """The Python name of a sub-attribute written in a value filter."""
-    return {"$ref": "ref"}.get(attr_path.attr, attr_path.attr.lower())
+def sqlite_json_path(path: tuple[str, ...]) -> str:
+    """`$."urn:...:User"."clearanceLevel"`: keys quoted, for their `:` and `.`."""
+    return "$" + "".join(f'."{key}"' for key in path)
 
 
-def _present(column: ColumnElement) -> ColumnElement:
-    if isinstance(column.type, String):
-        return and_(column.is_not(None), column != "")
-    return column.is_not(None)
-
-
-def _compare(
-    column: ColumnElement,
-    op: CompareOperator,
-    expected: Any,
-    binding: AttributeBinding,
-    dialect: str,
-) -> ColumnElement:
-    """`column op expected`, with the semantics of ScimFilter.match."""
-    if isinstance(expected, datetime):
-        expected = _naive_utc(expected)
-    if isinstance(expected, str):
-        expected = binding.comparable(expected)
-        if not binding.case_exact and column.key != "user_name_key":
-            column = func.lower(column)
-    if expected is None:
-        if op == CompareOperator.eq:
-            return column.is_(None)
-        return column.is_not(None) if op == CompareOperator.ne else false()
-    if op == CompareOperator.ne:
-        return or_(column.is_(None), column != expected)
-    # SQL compares NULL to "unknown", and NOT (unknown) drops the row where
-    # ScimFilter.match says `not (title eq "x")` holds: make it plainly false.
-    return and_(column.is_not(None), _holds(column, op, expected, dialect))
-
-
-def _holds(
-    column: ColumnElement, op: CompareOperator, expected: Any, dialect: str
-) -> ColumnElement:
-    if op == CompareOperator.eq:
-        return column == expected
-    if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
-        if not isinstance(expected, str):
-            return false()
-        method = {"co": "contains", "sw": "startswith", "ew": "endswith"}[op.value]
-        return getattr(column, method)(expected, autoescape=True)
-    if isinstance(expected, str):
-        column = _codepoint_order(column, dialect)
-    return {
-        CompareOperator.gt: column > expected,
-        CompareOperator.ge: column >= expected,
-        CompareOperator.lt: column < expected,
-        CompareOperator.le: column <= expected,
-    }[op]
-
-
+LIKE = {
+    CompareOperator.co: "contains",
+    CompareOperator.sw: "startswith",
+    CompareOperator.ew: "endswith",
+}
+SQL_TYPES = {str: String, bool: Boolean, int: Integer, float: Float}
+EMPTY = func.jsonb_build_array(type_=JSONB)  # PostgreSQL's []
 # --8<-- [end:sql-filter]
-
-
-def _codepoint_order(column: ColumnElement, dialect: str) -> ColumnElement:
-    """Order strings by code point, as Python does; SQLite already does."""
-    return column.collate("C") if dialect == "postgresql" else column
-
-
-def json_path(binding: AttributeBinding) -> tuple[str, ...]:
-    """The keys leading to an attribute inside `extra`, in SCIM spelling."""
-    # The URN spells the attribute as its schema does, after the schema's
-    # URN: `...:2.0:User:name.givenName`. SCIM names hold no `:` and no `.`.
-    names = tuple(binding.urn.rpartition(":")[2].split("."))
-    if binding.urn.lower().startswith(ENTERPRISE.lower()):
-        return (ENTERPRISE, *names)
-    return names
-
-
-def _sort_key(kind: str, binding: AttributeBinding, dialect: str) -> ColumnElement:
-    """The value a record sorts by: its column, or the primary (else first) entry."""
-    sql_filter = SqlFilter(kind, UserResource if kind == USER else Group, dialect)
-    if binding.field_name in MULTI_VALUED:
-        table = MULTI_VALUED[binding.field_name]
-        key = (
-            select(table.c[binding.sub_field_name or "value"])
-            .where(table.c.user_id == sql_filter.table.c.id)
-            .order_by(table.c.primary.is_(True).desc(), table.c.position)
-            .limit(1)
-            .scalar_subquery()
-        )
-    elif sql_filter._is_members(binding):
-        raise InvalidFilterException(detail="Sorting on members is not supported")
-    else:
-        key = sql_filter._column(binding)
-    if not isinstance(key.type, String):
-        return key  # COLLATE only applies to strings: PostgreSQL refuses it elsewhere
-    if not binding.case_exact:
-        key = func.lower(key)
-    return _codepoint_order(key, dialect)
