@@ -318,6 +318,11 @@ class _Planner(FilterVisitor[Plan]):
         binding = self._resolve(node.attr_path, comparison=True)
         if binding is None:
             return Truth(False)
+        if binding.sub_field_name is None and _is_complex(binding.field_type):
+            # name eq "x", addresses co "x": no value of its own to compare.
+            raise refuse(
+                f"comparing {binding.urn} as a whole: compare one of its sub-attributes"
+            )
         expected = coerce_value(binding, node.value, node.op)
         if self.entry is not None:  # emails[type eq "work"]
             return _compare(self._inner_target(binding), node.op, expected, binding)
@@ -506,6 +511,9 @@ def _compare(target: Target, op: CompareOperator, expected: Any, binding: Any) -
     try:
         operand = binding.comparable(expected)
     except ValueError:
+        return Truth(op == CompareOperator.ne)
+    if isinstance(operand, datetime) and operand.tzinfo is None:
+        # Stored dates are in UTC; one without a zone is no moment to compare.
         return Truth(op == CompareOperator.ne)
     text = isinstance(operand, str) and target.type is str
     if op in STRING_OPERATORS and not text:  # co "1" on a number: no match

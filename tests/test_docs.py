@@ -372,19 +372,6 @@ def test_the_sizes_of_the_files_to_copy_are_true():
             assert abs(lines - int(shown)) <= 0.15 * int(shown), (files, lines)
 
 
-# Storage internals whose helpers the storage pages do not show yet; the
-# storage contract rework (issue 13) replaces these sections. Nothing else may
-# join this list.
-HIDDEN_HELPERS_LEFT = {
-    ("database.md", "integrations/django_app/orm_storage.py:orm-write"),
-    ("database.md", "shared/sql_storage.py:sql-filter"),
-    ("database.md", "shared/sql_storage.py:sql-tables"),
-    ("database.md", "shared/sql_storage.py:sql-write"),
-    ("storage.md", "shared/sql_storage.py:sql-tables"),
-    ("deploying.md", "integrations/django_app/settings.py:settings"),
-}
-
-
 def section_text(target: str) -> str:
     path, _, section = target.rpartition(":")
     text = (ROOT / path).read_text()
@@ -402,8 +389,6 @@ def test_no_snippet_calls_a_private_helper_the_page_does_not_show():
         shown = "".join(section_text(target) for target in targets)
         defined = set(re.findall(r"def (_\w+)\(", shown))
         for target in targets:
-            if (page.name, target) in HIDDEN_HELPERS_LEFT:
-                continue
             called = set(re.findall(r"(?<![\w])(_[a-z]\w*)\(", section_text(target)))
             if hidden := called - defined:
                 problems.append(f"{page.name}: {target} calls {sorted(hidden)}")

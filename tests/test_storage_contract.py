@@ -1056,6 +1056,13 @@ CANDIDATE_FILTERS = [
     (USER, f'{ACME_LEVEL} co "1"'),
     (USER, 'addresses[locality eq "Paris"].country eq "fr"'),
     (USER, 'emails[type eq "work"].value co "example"'),
+    # A complex attribute compared as a whole, and a date without a zone.
+    (USER, "name eq null"),
+    (USER, 'name sw ""'),
+    (USER, f"{ENTERPRISE}:manager ne null"),
+    (USER, 'addresses co "par"'),
+    (USER, 'meta.created gt "2020-01-01"'),
+    (USER, 'meta.created ne "2020-01-01"'),
     (GROUP, 'members.$ref eq "x"'),
     (GROUP, 'members.$ref co "Users"'),
     (GROUP, 'meta.location co "Groups"'),

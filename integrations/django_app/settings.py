@@ -8,11 +8,6 @@ from django.core.exceptions import ImproperlyConfigured
 from integrations.django_app.databases import database_from_url
 from shared import discovery
 
-
-def _missing(name: str) -> str:
-    raise ImproperlyConfigured(f"Set the {name} environment variable")
-
-
 # Sessions, CSRF and the admin are not used: clients authenticate with a
 # bearer token on every request, so the secret key only needs to exist.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
@@ -39,7 +34,9 @@ APPEND_SLASH = False
 
 # --8<-- [start:settings]
 # Like Flask's and FastAPI's create_app(), refuse to start without a token.
-SCIM_TOKEN = os.environ.get("SCIM_TOKEN") or _missing("SCIM_TOKEN")
+SCIM_TOKEN = os.environ.get("SCIM_TOKEN")
+if not SCIM_TOKEN:
+    raise ImproperlyConfigured("Set the SCIM_TOKEN environment variable")
 # Django refuses a larger body when a view reads it (RequestDataTooBig).
 DATA_UPLOAD_MAX_MEMORY_SIZE = discovery.MAX_PAYLOAD_SIZE
 # --8<-- [end:settings]
