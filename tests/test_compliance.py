@@ -2,6 +2,7 @@
 
 import pytest
 from conftest import BASE
+from conftest import POSTGRES_URL
 from conftest import TOKEN
 from fastapi.testclient import TestClient
 from scim2_client.engines.httpx2 import SyncSCIMClient
@@ -23,6 +24,21 @@ def scim_client(framework, app):
     return WSGISCIMClient(app, base_url=BASE, headers=HEADERS)
 
 
+# Every framework on memory, and every storage backend once: the storage
+# contract suite (test_storage_contract.py) already holds the backends to one
+# another, query for query, so the whole matrix would check nothing more.
+PAIRS = [
+    ("flask", "memory"),
+    ("fastapi", "memory"),
+    ("django", "memory"),
+    ("flask", "sqlite"),
+    ("django", "django-sqlite"),
+]
+if POSTGRES_URL:
+    PAIRS += [("fastapi", "postgres"), ("django", "django-postgres")]
+
+
+@pytest.mark.parametrize(("framework", "backend"), PAIRS, indirect=["backend"])
 def test_scim2_tester_reports_only_success(framework, app):
     results = check_server(scim_client(framework, app))
     failures = [
@@ -35,7 +51,9 @@ def test_scim2_tester_reports_only_success(framework, app):
     assert len(results) >= 135
 
 
-@pytest.mark.parametrize("framework", ["flask"])
+@pytest.mark.parametrize(
+    ("framework", "backend"), [("flask", "memory")], indirect=["backend"]
+)
 def test_scim2_tester_notices_a_broken_server(framework, app, monkeypatch):
     """The check above can fail: break PATCH, and scim2-tester says so."""
 

@@ -249,14 +249,19 @@ FILTERS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("filter_", "expected"),
-    FILTERS,
-    ids=[filter_.replace(ACME, "acme") for filter_, _ in FILTERS],
-)
-def test_filter_on_the_extension(client, badges, filter_, expected):
-    assert set(get_users(client, filter=filter_)) == expected
-    assert set(search_users(client, filter=filter_)) == expected
+def test_filter_on_the_extension(client, badges):
+    """Every filter of FILTERS, by GET and by .search, on one set of users."""
+    expected = {filter_.replace(ACME, "acme"): names for filter_, names in FILTERS}
+    by_get = {
+        filter_.replace(ACME, "acme"): set(get_users(client, filter=filter_))
+        for filter_, _ in FILTERS
+    }
+    by_search = {
+        filter_.replace(ACME, "acme"): set(search_users(client, filter=filter_))
+        for filter_, _ in FILTERS
+    }
+    assert by_get == expected
+    assert by_search == expected
 
 
 def test_sort_by_clearance_level_is_numeric(client, badges):
