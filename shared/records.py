@@ -176,3 +176,22 @@ USER_RECORD_FIELDS = (
 )
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 DEADLOCK_ATTEMPTS = 5
+
+
+def row_values(kind: str, record: Record) -> dict[str, Any]:
+    """The values a SQL backend stores in a record's own row.
+
+    Derived data (groups, member displays) and child rows (emails, phone
+    numbers, members) are written apart; `user_name_key` is the folded
+    userName the unique index holds.
+    """
+    if kind == GROUP:
+        return {
+            "display_name": record["display_name"],
+            "external_id": record["external_id"],
+            "extra": record["extra"],
+        }
+    values = {name: record.get(name) for name in USER_RECORD_FIELDS}
+    values["user_name_key"] = fold(record["user_name"])
+    values["extra"] = record["extra"]
+    return values

@@ -89,6 +89,7 @@ from shared.records import USER
 from shared.records import USER_RECORD_FIELDS
 from shared.records import display_of
 from shared.records import fold
+from shared.records import row_values
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 
@@ -306,7 +307,7 @@ class SqlStorage:
                 guard = table.c.id == record_id
                 if expected_version is not None:
                     guard &= table.c.version == expected_version
-                values = {**self._row(kind, record), "last_modified": now}
+                values = {**row_values(kind, record), "last_modified": now}
                 previous = conn.execute(
                     select(table).where(table.c.id == record_id)
                 ).first()
@@ -325,7 +326,7 @@ class SqlStorage:
                     self._touch_related(conn, kind, record_id)
             else:
                 record_id = uuid.uuid4().hex
-                values = {**self._row(kind, record), "created": now}
+                values = {**row_values(kind, record), "created": now}
                 _execute_write(
                     conn,
                     insert(table).values(
@@ -373,19 +374,6 @@ class SqlStorage:
     def _write(self) -> Any:
         """A write transaction; on SQLite it takes the write lock up front."""
         return _WriteTransaction(self.engine)
-
-    def _row(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
-        """The column values of a record, without the derived and child data."""
-        if kind == GROUP:
-            return {
-                "display_name": record["display_name"],
-                "external_id": record["external_id"],
-                "extra": record["extra"],
-            }
-        columns = {name: record.get(name) for name in USER_RECORD_FIELDS}
-        columns["user_name_key"] = fold(record["user_name"])
-        columns["extra"] = record["extra"]
-        return columns
 
     def _write_multi_valued(
         self, conn: Connection, user_id: str, record: dict[str, Any]

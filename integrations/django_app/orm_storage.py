@@ -94,6 +94,7 @@ from shared.records import RETRYABLE_SQLSTATES
 from shared.records import USER
 from shared.records import USER_RECORD_FIELDS
 from shared.records import fold
+from shared.records import row_values
 
 MODELS: dict[str, type[Model]] = {USER: ScimUser, GROUP: ScimGroup}
 MULTI_VALUED: dict[str, type[Model]] = {
@@ -199,7 +200,7 @@ class DjangoOrmStorage:
     ) -> dict[str, Any]:
         """Create (no `id`) or update a record; with `expected_version`, a CAS."""
         model = MODELS[kind]
-        fields = _fields(kind, record)
+        fields = row_values(kind, record)
         with transaction.atomic(using=self.using):
             if "id" in record:
                 record_id = record["id"]
@@ -451,20 +452,6 @@ class DjangoOrmStorage:
             for group_id, name in groups.values_list("scim_id", "display_name")
         )
         return names
-
-
-def _fields(kind: str, record: dict[str, Any]) -> dict[str, Any]:
-    """The model field values of a record, without the derived and child data."""
-    if kind == GROUP:
-        return {
-            "display_name": record["display_name"],
-            "external_id": record["external_id"],
-            "extra": record["extra"],
-        }
-    fields = {name: record.get(name) for name in USER_RECORD_FIELDS}
-    fields["user_name_key"] = fold(record["user_name"])
-    fields["extra"] = record["extra"]
-    return fields
 
 
 def _unique(record: dict[str, Any], write: Callable[[], Any]) -> Any:
