@@ -89,6 +89,15 @@ def test_concurrent_creates_across_engines_leave_one(sqlite_url):
         engine.engine.dispose()
 
 
+def timed(call, *args, check) -> float:
+    """Seconds one call took; `check` holds on the body it answered."""
+    started = time.perf_counter()
+    reply = call(*args)
+    elapsed = time.perf_counter() - started
+    assert check(reply.body), reply.body
+    return elapsed
+
+
 def test_100k_users_filter_by_user_name_and_a_page_stay_fast(sqlite_url):
     """Indexes, not scans: the same speed with 100,000 users as with a few."""
     sql = SqlStorage(sqlite_url)
@@ -118,22 +127,30 @@ def test_100k_users_filter_by_user_name_and_a_page_stay_fast(sqlite_url):
     try:
         from shared import search
 
-        started = time.perf_counter()
-        for index in range(0, 100_000, 5_000):
-            name = f"USER{index:06d}"
-            reply = search.list_resources(
-                "Users", {"filter": f'userName eq "{name}"'}, BASE
+        # The fastest of several: a scan is slow every time, while a busy
+        # machine only slows some of the runs down.
+        by_name = min(
+            timed(
+                search.list_resources,
+                "Users",
+                {"filter": f'userName eq "USER{index:06d}"'},
+                BASE,
+                check=lambda body: body["totalResults"] == 1,
             )
-            assert reply.body["totalResults"] == 1
-        by_name = (time.perf_counter() - started) / 20
-        started = time.perf_counter()
-        for start in range(1, 100_000, 10_000):
-            reply = search.list_resources(
-                "Users", {"startIndex": start, "count": 10}, BASE
+            for index in range(0, 100_000, 5_000)
+        )
+        page = min(
+            timed(
+                search.list_resources,
+                "Users",
+                {"startIndex": start, "count": 10},
+                BASE,
+                check=lambda body: (
+                    body["itemsPerPage"] == 10 and body["totalResults"] == 100_000
+                ),
             )
-            assert reply.body["itemsPerPage"] == 10
-            assert reply.body["totalResults"] == 100_000
-        page = (time.perf_counter() - started) / 10
+            for start in range(1, 100_000, 10_000)
+        )
     finally:
         storage.use(storage.MemoryStorage())
         sql.engine.dispose()
