@@ -143,13 +143,13 @@ def test_100k_users_filter_by_user_name_and_a_page_stay_fast(sqlite_url):
             timed(
                 search.list_resources,
                 "Users",
-                {"startIndex": start, "count": 10},
+                {"startIndex": 90_001, "count": 10},  # the deepest page asked
                 BASE,
                 check=lambda body: (
                     body["itemsPerPage"] == 10 and body["totalResults"] == 100_000
                 ),
             )
-            for start in range(1, 100_000, 10_000)
+            for _ in range(5)
         )
     finally:
         storage.use(storage.MemoryStorage())
