@@ -6,7 +6,8 @@ times (wrong types, nulls, huge strings, odd unicode, deep nesting, unknown or
 renamed keys, weird ops, paths and bulkIds), filters from a small SCIM grammar
 (and plain noise), odd query parameters, odd headers and content types, and
 raw bytes. They go to every endpoint with every method, through each
-framework's own test client, on the memory and the SQLite backends.
+framework's own test client, on the memory and the SQLite backends, and the
+Django ORM recipe on SQLite behind the Django app.
 
 Every response must keep three promises:
 
@@ -1327,7 +1328,7 @@ def refused(request: HostileRequest, reply: Reply) -> bool:
 
 TARGETS = [
     (framework, backend) for framework in FRAMEWORKS for backend in ("memory", "sqlite")
-]
+] + [("django", "django-sqlite")]  # the Django ORM recipe serves Django only
 
 
 @pytest.fixture(scope="module", params=TARGETS, ids=["-".join(t) for t in TARGETS])
@@ -1338,6 +1339,11 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterator[Se
     framework, backend = request.param
     if backend == "memory":
         chosen = storage.MemoryStorage()
+    elif backend == "django-sqlite":
+        from integrations.django_app.orm_storage import DjangoOrmStorage
+
+        request.getfixturevalue("django_databases")
+        chosen = DjangoOrmStorage(using="default")
     else:
         chosen = SqlStorage(f"sqlite:///{tmp_path_factory.mktemp('hostile')}/scim.db")
     previous = storage.backend()
