@@ -9,6 +9,7 @@ from scim2_models import BulkResponse
 from scim2_models import ConflictException
 from scim2_models import Context
 from scim2_models import Group
+from scim2_models import InvalidSyntaxException
 from scim2_models import InvalidValueException
 from scim2_models import PayloadTooLargeException
 from scim2_models import SCIMException
@@ -85,6 +86,7 @@ def parse_bulk_request(body: bytes) -> tuple[BulkRequest, list[Any]]:
     POST, PUT and PATCH.
     """
     payload = limits.read_json(body)
+    canonical_keys(payload, ("Operations",))
     operations = payload.get("Operations") if isinstance(payload, dict) else None
     if isinstance(operations, list):
         if len(operations) > discovery.MAX_BULK_OPERATIONS:
@@ -93,6 +95,7 @@ def parse_bulk_request(body: bytes) -> tuple[BulkRequest, list[Any]]:
                 "operations"
             )
         for operation in operations:
+            canonical_keys(operation, ("method", "bulkId", "version", "path", "data"))
             adapt_operation_data(operation)
     request = validate(BULK_REQUEST, payload, Context.BULK_REQUEST)
     if request.fail_on_errors is not None and request.fail_on_errors < 1:
@@ -105,6 +108,19 @@ def parse_bulk_request(body: bytes) -> tuple[BulkRequest, list[Any]]:
 
 BULK_REQUEST = BulkRequest[UserResource | Group]
 # --8<-- [end:parse-bulk]
+
+
+def canonical_keys(payload: Any, names: tuple[str, ...]) -> None:
+    """Spell these keys as given: scim2-models reads attribute names in any case
+    (RFC 7643 §2.1), and so must the code that reads the payload as sent."""
+    if not isinstance(payload, dict):
+        return
+    for name in names:
+        found = [key for key in payload if key.lower() == name.lower()]
+        if len(found) > 1:
+            raise InvalidSyntaxException(detail=f"{name} is given {len(found)} times")
+        if found and found[0] != name:
+            payload[name] = payload.pop(found[0])
 
 
 def adapt_operation_data(operation: Any) -> None:

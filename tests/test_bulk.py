@@ -255,3 +255,30 @@ def test_malformed_bulk_requests(client):
     reply = client.post("/Bulk", bulk(failOnErrors=0))
     assert_error(reply, 400, "invalidValue")
     assert json.loads(reply.body)["status"] == "400"
+
+
+def test_keys_in_any_case(client):
+    """Attribute names are case-insensitive (RFC 7643 §2.1), the envelope's too.
+
+    Found by the fuzzer: "OPERATIONS" validated, then the data as sent was
+    looked up under "Operations" and the request answered 500.
+    """
+    operation = {
+        "METHOD": "POST",
+        "Path": "/Users",
+        "bulkid": "u1",
+        "DATA": {"schemas": [USER_SCHEMA], "userName": "bjensen"},
+    }
+    reply = client.post("/Bulk", {"schemas": [BULK_SCHEMA], "OPERATIONS": [operation]})
+    assert reply.status == 200, reply.body
+    [result] = reply.json["Operations"]
+    assert (result["status"], result["bulkId"]) == ("201", "u1")
+    assert client.get("/Users").json["Resources"][0]["userName"] == "bjensen"
+
+
+def test_a_key_given_twice_in_two_cases_is_400(client):
+    twice = {**bulk(post_user("u1", "a")), "operations": [post_user("u2", "b")]}
+    assert_error(client.post("/Bulk", twice), 400, "invalidSyntax")
+    twice = bulk({**post_user("u1", "a"), "Data": {"userName": "b"}})
+    assert_error(client.post("/Bulk", twice), 400, "invalidSyntax")
+    assert client.get("/Users").json["totalResults"] == 0
