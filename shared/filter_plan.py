@@ -500,7 +500,9 @@ def _compare(target: Target, op: CompareOperator, expected: Any, binding: Any) -
 
     `eq null` holds on an absent value and `ne null` on a present one; `ne`
     holds where `eq` does not, absent values included; co, sw and ew need a
-    string operand; a string the policy cannot prepare equals nothing.
+    string operand, and a value of another type (a date without a zone too)
+    equals nothing; nor does a string the policy cannot prepare. The emitters
+    then only ever compare values of one type.
     """
     if isinstance(target, Constant):
         return Truth(compare_values(target.value, expected, op, binding))
@@ -518,11 +520,20 @@ def _compare(target: Target, op: CompareOperator, expected: Any, binding: Any) -
     text = isinstance(operand, str) and target.type is str
     if op in STRING_OPERATORS and not text:  # co "1" on a number: no match
         return Truth(False)
+    if not _same_kind(target.type, operand):  # a string is never equal to 3
+        return Truth(op == CompareOperator.ne)
     fold = text and not binding.case_exact
     fold = fold and not _is_folded(target)
     if op == CompareOperator.ne:
         return Negation(Compare(target, CompareOperator.eq, operand, fold))
     return Compare(target, op, operand, fold)
+
+
+def _same_kind(kind: type, operand: Any) -> bool:
+    """Whether Python compares values of `kind` with the operand at all."""
+    if kind in (int, float):
+        return isinstance(operand, int | float)
+    return isinstance(operand, kind)
 
 
 STRING_OPERATORS = (CompareOperator.co, CompareOperator.sw, CompareOperator.ew)

@@ -691,9 +691,7 @@ class SqlPlan:
                 if target.type is str:  # RFC 7644 §3.4.2.2: "" is not a value
                     return and_(value.is_not(None), value != "")
                 return value.is_not(None)
-            case Compare(target, op, operand):
-                if not comparable(target.type, op, operand):  # match: false
-                    return false()
+            case Compare(target):  # the plan has matched the operand's type
                 value = self.read(target, scope)
                 return and_(value.is_not(None), self.compare(value, plan))
             case Some(Rows(name), entry):
@@ -829,21 +827,6 @@ class Scope:
 
     columns: Any
     document: ColumnElement | None
-
-
-def comparable(kind: type, op: CompareOperator, operand: Any) -> bool:
-    """Whether `ScimFilter.match` may hold `value op operand` for values of `kind`.
-
-    co, sw and ew need strings; a string is never equal to a number; a date
-    given without a time zone is neither before nor after an aware one.
-    """
-    if op in LIKE:
-        return kind is str and isinstance(operand, str)
-    if kind in (int, float):
-        return isinstance(operand, int | float)
-    if kind is datetime:
-        return isinstance(operand, datetime) and operand.tzinfo is not None
-    return isinstance(operand, kind)
 
 
 def sqlite_json_path(path: tuple[str, ...]) -> str:

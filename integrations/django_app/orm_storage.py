@@ -548,8 +548,6 @@ def compare(plan: Compare, target: Expression) -> Q:
     operand, op = plan.value, plan.op
     text = Fold(target) if plan.fold else target
     if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
-        if plan.target.type is not str:  # as in memory: 10 does not contain "1"
-            return NOTHING
         # Code points, not LIKE: SQLite's LIKE ignores the case of ASCII letters.
         if operand == "":
             return known  # every string contains, starts and ends with ""
