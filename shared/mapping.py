@@ -150,7 +150,11 @@ def from_scim_user(user: UserResource) -> dict[str, Any]:
 
 # --8<-- [start:to-scim-group]
 def to_scim_group(record: dict[str, Any], base_url: str) -> Group:
-    """Build the SCIM Group a client sees from an application record."""
+    """Build the SCIM Group a client sees from an application record.
+
+    A record read with `members=False` has no `members`: the group is built
+    without them, for an answer that does not show them.
+    """
     payload = copy.deepcopy(record["extra"])
     payload.update(
         id=record["id"],
@@ -163,7 +167,7 @@ def to_scim_group(record: dict[str, Any], base_url: str) -> Group:
                 "type": member["type"],
                 "display": member.get("display"),
             }
-            for member in record["members"]
+            for member in record.get("members", [])
         ]
         or None,
     )

@@ -11,6 +11,8 @@ from scim2_models import ResponseParameters
 from shared import mapping
 from shared import storage
 from shared.endpoints import ResourceEndpoint
+from shared.records import GROUP
+from shared.records import SCHEMAS
 from shared.responses import ScimResponse
 
 
@@ -41,9 +43,8 @@ class Representations:
     ) -> Any:
         """A resource of the caller's own to change: copying one is half the
         price of building it again."""
-        key = (endpoint.kind, record["id"])
         with self._lock:
-            entry = self._entries.get(key)
+            entry = self._entries.get(_key(endpoint, record))
         if entry is not None and entry[:2] == (record["version"], base_url):
             return entry[2].model_copy(deep=True)
         return endpoint.to_scim(record, base_url)
@@ -65,7 +66,7 @@ class Representations:
     def _entry(
         self, endpoint: ResourceEndpoint, record: dict[str, Any], base_url: str
     ) -> tuple[Any, dict[str, Any] | None]:
-        key = (endpoint.kind, record["id"])
+        key = _key(endpoint, record)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[:2] == (record["version"], base_url):
@@ -76,12 +77,17 @@ class Representations:
         return resource, None
 
     def _store(self, endpoint, record, base_url, resource, dumped) -> None:  # noqa: ANN001
-        key = (endpoint.kind, record["id"])
+        key = _key(endpoint, record)
         with self._lock:
             self._entries[key] = (record["version"], base_url, resource, dumped)
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
+
+
+def _key(endpoint: ResourceEndpoint, record: dict[str, Any]) -> tuple:
+    # A group read without its members (members=False) is a resource apart.
+    return (endpoint.kind, record["id"], "members" in record)
 
 
 REPRESENTATIONS = Representations()
@@ -116,11 +122,35 @@ def projects(params: ResponseParameters | None) -> bool:
     return params is not None and bool(params.attributes or params.excluded_attributes)
 
 
+def shows_members(params: ResponseParameters | None) -> bool:
+    """Whether an answer shows a group's members, so storage must read them.
+
+    `excludedAttributes=members`, or `attributes` that leave members out, and
+    a group of 100,000 is read, built and sent as cheaply as one of 10.
+    """
+    if params is None:
+        return True
+    if params.attributes:
+        return any(_attribute_of(path) == "members" for path in params.attributes)
+    return not any(
+        str(path).lower().removeprefix(SCHEMAS[GROUP].lower() + ":") == "members"
+        for path in params.excluded_attributes or ()
+    )
+
+
+def _attribute_of(path: Any) -> str:
+    """The top-level attribute a path names: `members` for `members.value`."""
+    name = str(path).lower().removeprefix(SCHEMAS[GROUP].lower() + ":")
+    return name.split(".", 1)[0]
+
+
 # --8<-- [end:resource-response]
 
 
-def get_existing(endpoint: ResourceEndpoint, resource_id: str) -> dict[str, Any]:
-    record = storage.get_record(endpoint.kind, resource_id)
+def get_existing(
+    endpoint: ResourceEndpoint, resource_id: str, members: bool = True
+) -> dict[str, Any]:
+    record = storage.get_record(endpoint.kind, resource_id, members)
     if record is None:
         raise NotFoundException(detail=f"{endpoint.kind} {resource_id} not found")
     return record

@@ -17,14 +17,19 @@ from shared import quirks
 from shared import storage
 from shared.endpoints import ResourceEndpoint
 from shared.endpoints import find_endpoint
+from shared.membership import MembershipChanges
+from shared.membership import membership_changes
 from shared.parsing import query_parameters
 from shared.parsing import validate
 from shared.representations import REPRESENTATIONS
 from shared.representations import get_existing
+from shared.representations import projects
 from shared.representations import resource_response
+from shared.representations import shows_members
 from shared.responses import ScimResponse
 
 CAS_ATTEMPTS = 50
+GROUP_FIELDS = ("display_name", "external_id", "extra")  # all but members
 
 
 # --8<-- [start:etag-preconditions]
@@ -73,7 +78,7 @@ def get_resource(
     """GET /Users/{id} (RFC 7644 §3.4.1); 304 when If-None-Match names the version."""
     endpoint = find_endpoint(endpoint_name)
     params = query_parameters(endpoint.model, query)
-    record = get_existing(endpoint, resource_id)
+    record = get_existing(endpoint, resource_id, shows_members(params))
     etag = mapping.make_etag(record)
     if if_none_match is not None and etag_matches(if_none_match, etag):
         return ScimResponse(304, None, {"ETag": etag})
@@ -127,7 +132,13 @@ def patch_resource(
     base_url: str,
     if_match: str | None = None,
 ) -> ScimResponse:
-    """PATCH /Users/{id} (RFC 7644 §3.5.2), answered with the patched resource."""
+    """PATCH /Users/{id} (RFC 7644 §3.5.2).
+
+    A user is answered with the patched resource. A group is answered 204 No
+    Content unless the client names `attributes` or `excludedAttributes`:
+    §3.5.2 allows either, and a one-member change in a group of 100,000
+    should not send 100,000 members back.
+    """
     endpoint = find_endpoint(endpoint_name)
     params = query_parameters(endpoint.model, query)
     payload = quirks.split_filtered_keys(limits.read_json(body))
@@ -143,13 +154,66 @@ def patch_resource(
             return None
         return endpoint.from_scim(resource)
 
-    record = update_record(endpoint, resource_id, if_match, apply_patch)
+    changes = membership_changes(patch) if endpoint.kind == storage.GROUP else None
+    if changes is not None:
+        record = patch_group(endpoint, resource_id, changes, base_url, if_match)
+    else:
+        record = update_record(endpoint, resource_id, if_match, apply_patch)
+    if endpoint.kind == storage.GROUP and not projects(params):
+        return ScimResponse(204, None, {"ETag": mapping.make_etag(record)})
+    if "members" not in record and shows_members(params):
+        record = get_existing(endpoint, resource_id)
     return resource_response(
         endpoint, record, base_url, Context.RESOURCE_PATCH_RESPONSE, params
     )
 
 
 # --8<-- [end:patch-resource]
+
+
+# --8<-- [start:patch-group]
+def patch_group(
+    endpoint: ResourceEndpoint,
+    group_id: str,
+    changes: MembershipChanges,
+    base_url: str,
+    if_match: str | None,
+) -> dict[str, Any]:
+    """A group PATCH of member adds and removes, without reading the members.
+
+    The other operations (displayName, externalId) are applied by scim2-models
+    to the group built without its members; the storage then writes them and
+    the member changes in one step. Adds and removes commute with any other
+    write, so only If-Match, or a change of other attributes, makes the write
+    a compare-and-swap on the version read.
+    """
+    for _ in range(CAS_ATTEMPTS):
+        record = get_existing(endpoint, group_id, members=False)
+        check_if_match(if_match, record)
+        fields = None
+        if changes.others:
+            group = REPRESENTATIONS.editable(endpoint, record, base_url)
+            others = PatchOp[endpoint.model](operations=changes.others)
+            others = quirks.adapt_patch(others, group, base_url)
+            if others.patch(group, scim_policy=discovery.POLICY):
+                changed = endpoint.from_scim(group)
+                fields = {key: changed[key] for key in GROUP_FIELDS}
+        guarded = if_match is not None or fields is not None
+        try:
+            return storage.update_group(
+                group_id,
+                fields,
+                list(changes.add.values()),
+                sorted(changes.remove),
+                record["version"] if guarded else None,
+            )
+        except PreconditionFailedException:
+            if if_match is not None:
+                raise
+    raise ConflictException(detail="Too many concurrent writes, try again")
+
+
+# --8<-- [end:patch-group]
 
 
 # --8<-- [start:update]

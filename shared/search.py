@@ -18,6 +18,7 @@ from shared.parsing import query_parameters
 from shared.parsing import validate
 from shared.representations import REPRESENTATIONS
 from shared.representations import projects
+from shared.representations import shows_members
 from shared.responses import ScimResponse
 
 MAX_START = 2**62  # an offset beyond any store
@@ -127,14 +128,16 @@ def search_kind(
     stop: int | None,
     base_url: str,
 ) -> tuple[int, list[dict[str, Any]]]:
+    members = shows_members(search)
     if search.filter is None and search.sort_by is None:
-        return storage.list_records(endpoint.kind, start, stop)
+        return storage.list_records(endpoint.kind, start, stop, members)
     return storage.search_records(
         endpoint.kind,
         search,
         start,
         stop,
         lambda record: REPRESENTATIONS.resource(endpoint, record, base_url),
+        members,
     )
 
 

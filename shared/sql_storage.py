@@ -84,6 +84,7 @@ from shared.filter_plan import plan_filter
 from shared.filter_plan import plan_sort
 from shared.records import DEADLOCK_ATTEMPTS
 from shared.records import GROUP
+from shared.records import KINDS
 from shared.records import RETRYABLE_SQLSTATES
 from shared.records import USER
 from shared.records import USER_RECORD_FIELDS
@@ -232,12 +233,14 @@ class SqlStorage:
                 conn.execute(delete(table))
 
     # --8<-- [start:sql-read]
-    def get_record(self, kind: str, record_id: str) -> dict[str, Any] | None:
-        """A record, or None when there is no such record."""
+    def get_record(
+        self, kind: str, record_id: str, members: bool = True
+    ) -> dict[str, Any] | None:
+        """A record, or None; `members=False` leaves a group's out, unread."""
         with self.engine.connect() as conn:
             table = TABLES[kind]
             row = conn.execute(select(table).where(table.c.id == record_id)).first()
-            return self._records(conn, kind, [row])[0] if row else None
+            return self._records(conn, kind, [row], members)[0] if row else None
 
     def find_user_by_user_name(self, user_name: str) -> dict[str, Any] | None:
         """The user with this userName, in any letter case (one index lookup)."""
@@ -248,7 +251,7 @@ class SqlStorage:
             return self._records(conn, USER, [row])[0] if row else None
 
     def list_records(
-        self, kind: str, start: int = 0, stop: int | None = None
+        self, kind: str, start: int = 0, stop: int | None = None, members: bool = True
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many records of a kind exist, and those in [start:stop)."""
         table = TABLES[kind]
@@ -257,7 +260,8 @@ class SqlStorage:
             query = query.limit(max(0, stop - start))
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(table)).scalar_one()
-            return total, self._records(conn, kind, conn.execute(query).all())
+            rows = conn.execute(query).all()
+            return total, self._records(conn, kind, rows, members)
 
     def search_records(
         self,
@@ -266,6 +270,7 @@ class SqlStorage:
         start: int,
         stop: int | None,
         to_resource: Callable[[dict[str, Any]], Any],
+        members: bool = True,
     ) -> tuple[int, list[dict[str, Any]]]:
         """Filter, sort and page in the database: WHERE, ORDER BY, LIMIT/OFFSET.
 
@@ -289,7 +294,8 @@ class SqlStorage:
         count = select(func.count()).select_from(table).where(where)
         with self.engine.connect() as conn:
             total = conn.execute(count).scalar_one()
-            return total, self._records(conn, kind, conn.execute(query).all())
+            rows = conn.execute(query).all()
+            return total, self._records(conn, kind, rows, members)
 
     # --8<-- [end:sql-read]
 
@@ -340,6 +346,62 @@ class SqlStorage:
                 self._write_members(conn, record_id, record["members"])
             row = conn.execute(select(table).where(table.c.id == record_id)).one()
             return self._records(conn, kind, [row])[0]
+
+    @_retry_on_deadlock
+    def update_group(
+        self,
+        group_id: str,
+        fields: dict[str, Any] | None,
+        add: list[dict[str, Any]],
+        remove: list[str],
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Change a group's fields and some members: one row per member named."""
+        with self._write() as conn:
+            # Locks the group first, as every writer does (no deadlock cycle).
+            previous = conn.execute(
+                select(groups).where(groups.c.id == group_id).with_for_update()
+            ).first()
+            if previous is None:
+                raise NotFoundException(detail=f"{GROUP} {group_id} not found")
+            if expected_version not in (None, previous.version):
+                raise PreconditionFailedException()
+            named = [member["value"] for member in add]
+            current = {
+                row.member_id: row.display
+                for row in conn.execute(
+                    select(memberships.c.member_id, memberships.c.display).where(
+                        memberships.c.group_id == group_id,
+                        memberships.c.member_id.in_(named),
+                    )
+                )
+            }
+            joining = [m for m in add if m["value"] not in current]
+            # A member already there is written again only for a new display.
+            redisplayed = [
+                m
+                for m in add
+                if m["value"] in current
+                and m.get("display") not in (None, current[m["value"]])
+            ]
+            self._join(conn, group_id, joining, redisplayed)
+            left = self._leave(conn, group_id, remove)
+            changed = fields is not None and any(
+                getattr(previous, name) != value for name, value in fields.items()
+            )
+            if joining or redisplayed or left or changed:
+                values = {"last_modified": _naive_utc(datetime.now(UTC))}
+                if changed:
+                    values.update(fields)
+                conn.execute(
+                    update(groups)
+                    .where(groups.c.id == group_id)
+                    .values(version=groups.c.version + 1, **values)
+                )
+                if changed and display_of(previous._mapping) != display_of(fields):
+                    self._touch_related(conn, GROUP, group_id)
+            row = conn.execute(select(groups).where(groups.c.id == group_id)).one()
+            return self._records(conn, GROUP, [row], members=False)[0]
 
     @_retry_on_deadlock
     def delete_record(
@@ -399,10 +461,29 @@ class SqlStorage:
             )
         }
         wanted = {member["value"]: member for member in members}
-        new = wanted.keys() - current.keys()
-        gone = current.keys() - wanted.keys()
-        for member_id in new:
-            kind = wanted[member_id]["type"]
+        self._join(
+            conn,
+            group_id,
+            [member for key, member in wanted.items() if key not in current],
+            [
+                member
+                for member_id, member in wanted.items()
+                if member_id in current
+                and current[member_id].display != member.get("display")
+            ],
+        )
+        self._leave(conn, group_id, [m for m in current if m not in wanted])
+
+    def _join(
+        self,
+        conn: Connection,
+        group_id: str,
+        joining: list[dict[str, Any]],
+        redisplayed: list[dict[str, Any]],
+    ) -> None:
+        """Insert a row per member joining, and give members a new display."""
+        for member in joining:
+            kind, member_id = member["type"], member["value"]
             if kind == GROUP and member_id == group_id:
                 raise InvalidValueException(detail="a group cannot contain itself")
             # Bumping the version of a joining member (its `groups` changes) is
@@ -412,43 +493,46 @@ class SqlStorage:
                 raise InvalidValueException(
                     detail=f"member {member_id!r} is not an existing {kind}"
                 )
-        if gone:
-            conn.execute(
-                delete(memberships).where(
-                    memberships.c.group_id == group_id,
-                    memberships.c.member_id.in_(gone),
-                )
-            )
-        changed_display = [
-            member_id
-            for member_id in current.keys() & wanted.keys()
-            if current[member_id].display != wanted[member_id].get("display")
-        ]
-        for member_id in changed_display:
+        for member in redisplayed:
             conn.execute(
                 update(memberships)
                 .where(
                     memberships.c.group_id == group_id,
-                    memberships.c.member_id == member_id,
+                    memberships.c.member_id == member["value"],
                 )
-                .values(display=wanted[member_id].get("display"))
+                .values(display=member.get("display"))
             )
-        if new:
+        if joining:
             conn.execute(
                 insert(memberships),
                 [
                     {
                         "group_id": group_id,
-                        "member_id": member_id,
-                        "member_type": wanted[member_id]["type"],
-                        "display": wanted[member_id].get("display"),
+                        "member_id": member["value"],
+                        "member_type": member["type"],
+                        "display": member.get("display"),
                     }
-                    for member_id in new
+                    for member in joining
                 ],
             )
-        # The members that left show a different `groups` now.
-        for kind in (USER, GROUP):
-            self._touch(conn, kind, [m for m in gone if current[m].member_type == kind])
+
+    def _leave(self, conn: Connection, group_id: str, member_ids: list[str]) -> int:
+        """Delete the rows of members leaving; how many there were."""
+        if not member_ids:
+            return 0
+        left = conn.execute(
+            delete(memberships)
+            .where(
+                memberships.c.group_id == group_id,
+                memberships.c.member_id.in_(member_ids),
+            )
+            .returning(memberships.c.member_id, memberships.c.member_type)
+        ).all()
+        for kind in KINDS:  # the members that left show other `groups` now
+            self._touch(
+                conn, kind, [row.member_id for row in left if row.member_type == kind]
+            )
+        return len(left)
 
     def _touch(self, conn: Connection, kind: str, record_ids: list[str]) -> int:
         """New versions for records whose derived attributes changed; how many."""
@@ -483,7 +567,9 @@ class SqlStorage:
                     [r.member_id for r in rows if r.member_type == member_kind],
                 )
 
-    def _records(self, conn: Connection, kind: str, rows: list[Any]) -> list[dict]:
+    def _records(
+        self, conn: Connection, kind: str, rows: list[Any], members: bool = True
+    ) -> list[dict]:
         """Records for rows, with child and derived data loaded in a few queries."""
         if not rows:
             return []
@@ -520,37 +606,36 @@ class SqlStorage:
                     del record["password_hash"]
                 records.append(record)
             return records
-        member_rows = conn.execute(
-            select(
-                memberships.c.group_id,
-                memberships.c.member_id,
-                memberships.c.member_type,
-                MEMBER_DISPLAY.label("display"),
+        member_rows = []
+        if members:
+            member_rows = conn.execute(
+                select(
+                    memberships.c.group_id,
+                    memberships.c.member_id,
+                    memberships.c.member_type,
+                    MEMBER_DISPLAY.label("display"),
+                )
+                .select_from(MEMBERS)
+                .where(memberships.c.group_id.in_(ids))
+            ).all()
+        by_group: dict[str, list[dict[str, Any]]] = {row.id: [] for row in rows}
+        for m in member_rows:
+            by_group[m.group_id].append(
+                {"value": m.member_id, "type": m.member_type, "display": m.display}
             )
-            .select_from(MEMBERS)
-            .where(memberships.c.group_id.in_(ids))
-        ).all()
         for row in rows:
-            records.append(
-                {
-                    "id": row.id,
-                    "version": row.version,
-                    "created": _aware(row.created),
-                    "last_modified": _aware(row.last_modified),
-                    "display_name": row.display_name,
-                    "external_id": row.external_id,
-                    "extra": row.extra,
-                    "members": [
-                        {
-                            "value": m.member_id,
-                            "type": m.member_type,
-                            "display": m.display,
-                        }
-                        for m in member_rows
-                        if m.group_id == row.id
-                    ],
-                }
-            )
+            record = {
+                "id": row.id,
+                "version": row.version,
+                "created": _aware(row.created),
+                "last_modified": _aware(row.last_modified),
+                "display_name": row.display_name,
+                "external_id": row.external_id,
+                "extra": row.extra,
+            }
+            if members:
+                record["members"] = by_group[row.id]
+            records.append(record)
         return records
 
 

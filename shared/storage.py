@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -23,15 +24,21 @@ from typing import Any
 from scim2_models import InvalidValueException
 from scim2_models import NotFoundException
 from scim2_models import PreconditionFailedException
+from scim2_models import ScimFilter
 from scim2_models import SearchRequest
 from scim2_models import UniquenessException
 from scim2_models.path import CompareOperator
 from scim2_models.path import Comparison
+from scim2_models.path import LogicalExpr
+from scim2_models.path import LogicalOperator
+from scim2_models.path import Not
+from scim2_models.path import ValuePath
 
 from shared.compiled_filter import compile_filter
 from shared.filter_plan import plan_search
 from shared.records import GROUP
 from shared.records import KINDS
+from shared.records import SCHEMAS
 from shared.records import USER
 from shared.records import Storage
 from shared.records import display_of
@@ -56,17 +63,20 @@ class MemoryStorage:
             # Ids in creation order: the stable default order that makes
             # consecutive pages disjoint (RFC 7644 §3.4.2.4), sliced in O(page).
             self._order: dict[str, list[str]] = {kind: [] for kind in KINDS}
+            self._seq: dict[str, int] = {}  # id -> rank in creation order
             self._user_names: dict[str, str] = {}  # folded userName -> user id
             # group id -> {member id: {"type": "User" or "Group", "display": ...}}
             self._members: dict[str, dict[str, dict[str, Any]]] = {}
             self._member_of: dict[str, set[str]] = {}  # member id -> group ids
 
     # --8<-- [start:storage-read]
-    def get_record(self, kind: str, record_id: str) -> dict[str, Any] | None:
-        """A copy of one record, or None when there is no such record."""
+    def get_record(
+        self, kind: str, record_id: str, members: bool = True
+    ) -> dict[str, Any] | None:
+        """A copy of one record, or None; `members=False` leaves a group's out."""
         with self._lock:
             record = self._records[kind].get(record_id)
-            return self._export(kind, record) if record else None
+            return self._export(kind, record, members) if record else None
 
     def find_user_by_user_name(self, user_name: str) -> dict[str, Any] | None:
         """A copy of the user with this userName, in any letter case."""
@@ -75,13 +85,13 @@ class MemoryStorage:
             return self.get_record(USER, user_id) if user_id else None
 
     def list_records(
-        self, kind: str, start: int = 0, stop: int | None = None
+        self, kind: str, start: int = 0, stop: int | None = None, members: bool = True
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many records of a kind exist, and copies of those in [start:stop)."""
         with self._lock:
             records, order = self._records[kind], self._order[kind]
             page = [
-                self._export(kind, records[record_id])
+                self._export(kind, records[record_id], members)
                 for record_id in order[start:stop]
             ]
             return len(order), page
@@ -93,55 +103,97 @@ class MemoryStorage:
         start: int,
         stop: int | None,
         to_resource: Callable[[dict[str, Any]], Any],
+        members: bool = True,
     ) -> tuple[int, list[dict[str, Any]]]:
         """Filter and sort records as SCIM resources, then page them.
 
-        Only a filter on userName eq is answered from an index; anything else
-        reads every record (`to_resource` should reuse what it built before),
-        which is what a real database is for. Only the page is copied out.
+        The terms of a filter an index answers (`id eq`, `userName eq`, and
+        `members[value eq]`, Entra ID's membership probe) pick the candidates;
+        the other terms read each candidate as a resource (`to_resource` should
+        reuse what it built before), which is what a real database is for. A
+        group's member list is read only when a term or the answer needs it.
+        Only the page is copied out.
         """
         # What no backend answers, memory refuses too (shared/filter_plan.py).
         plan_search(kind, search)
+        candidates, rest = self._narrow(kind, search.filter)
+        needs_members = members or (rest is not None and _names_members(rest.ast))
         predicate = None
         matches = []
-        for view in self._candidates(kind, search):
-            resource = to_resource(view)
-            if search.filter is not None:
+        for view in self._views(kind, candidates, needs_members):
+            resource = None
+            if rest is not None:
+                resource = to_resource(view)
                 # Compiled once per scan, not resolved again for every record.
-                predicate = predicate or compile_filter(search.filter, type(resource))
+                predicate = predicate or compile_filter(rest, type(resource))
                 if not predicate(resource):
                     continue
             matches.append((view, resource))
         if search.sort_by is not None:
-            by_resource = {id(resource): view for view, resource in matches}
-            ordered = search.sort(resource for _, resource in matches)
-            views = [by_resource[id(resource)] for resource in ordered]
+            resources = [resource or to_resource(view) for view, resource in matches]
+            by_resource = {
+                id(resource): view
+                for (view, _), resource in zip(matches, resources, strict=True)
+            }
+            views = [by_resource[id(resource)] for resource in search.sort(resources)]
         else:
             views = [view for view, _ in matches]
         with self._lock:
             page = [
-                self._export(kind, record)
+                self._export(kind, record, members)
                 for view in views[start:stop]
                 if (record := self._records[kind].get(view["id"])) is not None
             ]
         return len(views), page
 
-    def _candidates(self, kind: str, search: SearchRequest) -> Any:
-        node = search.filter.ast if search.filter is not None else None
-        if (
-            kind == USER
-            and isinstance(node, Comparison)
-            and node.op == CompareOperator.eq
-            and node.attr_path.attr.lower() == "username"
-            and node.attr_path.sub_attr is None
-            and isinstance(node.value, str)
-        ):
-            record = self.find_user_by_user_name(node.value)
-            return [record] if record else []
-        return self._views(kind)
+    def _narrow(
+        self, kind: str, scim_filter: ScimFilter | None
+    ) -> tuple[set[str] | None, ScimFilter | None]:
+        """The ids an index gives for a filter's AND terms, and the terms left."""
+        if scim_filter is None:
+            return None, None
+        node = scim_filter.ast
+        is_and = isinstance(node, LogicalExpr) and node.op == LogicalOperator.and_
+        candidates, rest = None, []
+        for term in node.terms if is_and else (node,):
+            found = self._indexed(kind, term)
+            if found is None:
+                rest.append(term)
+            else:
+                candidates = found if candidates is None else candidates & found
+        if not rest:
+            return candidates, None
+        if len(rest) == 1:
+            return candidates, ScimFilter(rest[0])
+        return candidates, ScimFilter(LogicalExpr(LogicalOperator.and_, tuple(rest)))
 
-    def _views(self, kind: str) -> Iterator[dict[str, Any]]:
-        """Every record, with its derived attributes, without copying its data.
+    def _indexed(self, kind: str, term: Any) -> set[str] | None:
+        """The ids of the records matching a term, when an index answers it."""
+        if isinstance(term, ValuePath) and kind == GROUP:
+            term = _flattened(term)  # members[value eq "x"] is members.value eq "x"
+        if not (
+            isinstance(term, Comparison)
+            and term.op == CompareOperator.eq
+            and isinstance(term.value, str)
+            and term.attr_path.uri in (None, SCHEMAS[kind])
+        ):
+            return None
+        attr = term.attr_path.attr.lower()
+        sub_attr = (term.attr_path.sub_attr or "").lower()
+        with self._lock:
+            if (attr, sub_attr) == ("id", ""):  # ids are caseExact
+                return {term.value} if term.value in self._records[kind] else set()
+            if kind == USER and (attr, sub_attr) == ("username", ""):
+                user_id = self._user_names.get(fold(term.value))
+                return {user_id} if user_id else set()
+            if kind == GROUP and (attr, sub_attr) == ("members", "value"):
+                return set(self._member_of.get(term.value, ()))
+        return None
+
+    def _views(
+        self, kind: str, ids: set[str] | None = None, members: bool = True
+    ) -> Iterator[dict[str, Any]]:
+        """Records (all, or those of `ids`) with derived attributes, data uncopied.
 
         For scans: the lock is held one record at a time, so writers go on.
         Each view is made just before it is used and dropped right after, so
@@ -150,13 +202,16 @@ class MemoryStorage:
         collections, each as slow as the scan itself.
         """
         with self._lock:
-            ids = list(self._order[kind])
+            if ids is None:
+                ids = list(self._order[kind])
+            else:  # in creation order, as a scan would find them
+                ids = sorted(ids & self._records[kind].keys(), key=self._seq.get)
         for record_id in ids:
             with self._lock:
                 record = self._records[kind].get(record_id)
                 if record is None:  # deleted since the scan began
                     continue
-                view = self._derive(kind, record, dict(record))
+                view = self._derive(kind, record, dict(record), members)
             yield view
 
     # --8<-- [end:storage-read]
@@ -192,6 +247,7 @@ class MemoryStorage:
             if previous is None:
                 record.update(id=uuid.uuid4().hex, version=1, created=now)
                 self._order[kind].append(record["id"])
+                self._seq[record["id"]] = len(self._seq)
             else:
                 record.update(version=previous["version"] + 1)
                 record["created"] = previous["created"]
@@ -208,6 +264,60 @@ class MemoryStorage:
                 self._touch_related(kind, record["id"])
             return self._export(kind, record)
 
+    def update_group(
+        self,
+        group_id: str,
+        fields: dict[str, Any] | None,
+        add: list[dict[str, Any]],
+        remove: list[str],
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Change a group's fields and some members, in O(members changed)."""
+        with self._lock:
+            record = self._records[GROUP].get(group_id)
+            if record is None:
+                raise NotFoundException(detail=f"{GROUP} {group_id} not found")
+            if expected_version not in (None, record["version"]):
+                raise PreconditionFailedException()
+            members = self._members.get(group_id, {})
+            # A member already there joins again only to change its display.
+            joining = [
+                member
+                for member in add
+                if (now := members.get(member["value"])) is None
+                or member.get("display") not in (None, now["display"])
+            ]
+            self._check_members({"id": group_id, "members": joining})
+            leaving = [member_id for member_id in remove if member_id in members]
+            changed = fields is not None and any(
+                record[name] != value for name, value in fields.items()
+            )
+            if not (joining or leaving or changed):
+                return self._export(GROUP, record, members=False)
+            previous_display = display_of(record)
+            if changed:
+                record.update(_copy(fields))
+            members = self._members.setdefault(group_id, {})
+            for member_id in leaving:
+                gone = members.pop(member_id)
+                self._member_of[member_id].discard(group_id)
+                self._touch(gone["type"], member_id)  # its `groups` changed
+            for member in joining:
+                member_id = member["value"]
+                if member_id not in members:
+                    self._member_of.setdefault(member_id, set()).add(group_id)
+                    self._touch(member["type"], member_id)
+                members[member_id] = {
+                    "type": member["type"],
+                    "display": member.get("display"),
+                }
+            if not members:
+                del self._members[group_id]
+            self._touch(GROUP, group_id)
+            if display_of(record) != previous_display:
+                self._touch_related(GROUP, group_id)
+            return self._export(GROUP, record, members=False)
+
     def delete_record(
         self, kind: str, record_id: str, expected_version: int | None = None
     ) -> None:
@@ -220,6 +330,7 @@ class MemoryStorage:
                 raise PreconditionFailedException()
             del self._records[kind][record_id]
             self._order[kind].remove(record_id)  # O(n), but deletes are rare
+            del self._seq[record_id]
             if kind == USER:
                 self._user_names.pop(fold(record["user_name"]), None)
             else:
@@ -276,14 +387,20 @@ class MemoryStorage:
         else:
             self._members.pop(group_id, None)
 
-    def _export(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    def _export(
+        self, kind: str, record: dict[str, Any], members: bool = True
+    ) -> dict[str, Any]:
         """A copy of a stored record, with what the storage derives filled in."""
-        return self._derive(kind, record, _copy(record))
+        return self._derive(kind, record, _copy(record), members)
 
     def _derive(
-        self, kind: str, record: dict[str, Any], exported: dict[str, Any]
+        self,
+        kind: str,
+        record: dict[str, Any],
+        exported: dict[str, Any],
+        members: bool = True,
     ) -> dict[str, Any]:
-        """Fill in `groups` (users) or `members` (groups) from the indexes."""
+        """Fill in `groups` (users) or `members` (groups, unless told not to)."""
         if kind == USER:
             # RFC 7643 §4.1.2: groups is read-only, derived from memberships.
             group_ids = self._member_of.get(record["id"])
@@ -295,7 +412,7 @@ class MemoryStorage:
                 {"value": group["id"], "display": group["display_name"]}
                 for group in sorted(groups, key=lambda g: (g["display_name"], g["id"]))
             ]
-        else:
+        elif members:
             # A display the client gave is kept; otherwise it is the member's name.
             exported["members"] = [
                 {
@@ -315,6 +432,29 @@ class MemoryStorage:
         if kind == GROUP:
             for member_id, member in self._members.get(record_id, {}).items():
                 self._touch(member["type"], member_id)
+
+
+def _flattened(term: ValuePath) -> Any:
+    """`members[value eq "x"]` as `members.value eq "x"`, other selections as is."""
+    inner = term.val_filter
+    if (
+        term.sub_attr is None
+        and isinstance(inner, Comparison)
+        and inner.attr_path.uri is None
+        and inner.attr_path.sub_attr is None
+    ):
+        path = replace(term.attr_path, sub_attr=inner.attr_path.attr)
+        return replace(inner, attr_path=path)
+    return term
+
+
+def _names_members(node: Any) -> bool:
+    """Whether a filter asks anything of a group's members."""
+    if isinstance(node, LogicalExpr):
+        return any(_names_members(term) for term in node.terms)
+    if isinstance(node, Not):
+        return _names_members(node.expr)
+    return node.attr_path.attr.lower() == "members"
 
 
 def _copy(value: Any) -> Any:
@@ -362,8 +502,10 @@ def backend() -> Storage:
     return _backend
 
 
-def get_record(kind: str, record_id: str) -> dict[str, Any] | None:
-    return backend().get_record(kind, record_id)
+def get_record(
+    kind: str, record_id: str, members: bool = True
+) -> dict[str, Any] | None:
+    return backend().get_record(kind, record_id, members)
 
 
 def find_user_by_user_name(user_name: str) -> dict[str, Any] | None:
@@ -371,9 +513,9 @@ def find_user_by_user_name(user_name: str) -> dict[str, Any] | None:
 
 
 def list_records(
-    kind: str, start: int = 0, stop: int | None = None
+    kind: str, start: int = 0, stop: int | None = None, members: bool = True
 ) -> tuple[int, list[dict[str, Any]]]:
-    return backend().list_records(kind, start, stop)
+    return backend().list_records(kind, start, stop, members)
 
 
 def iter_records(kind: str, batch: int = 500) -> Iterator[dict[str, Any]]:
@@ -393,14 +535,25 @@ def search_records(
     start: int,
     stop: int | None,
     to_resource: Callable[[dict[str, Any]], Any],
+    members: bool = True,
 ) -> tuple[int, list[dict[str, Any]]]:
-    return backend().search_records(kind, search, start, stop, to_resource)
+    return backend().search_records(kind, search, start, stop, to_resource, members)
 
 
 def save_record(
     kind: str, record: dict[str, Any], expected_version: int | None = None
 ) -> dict[str, Any]:
     return backend().save_record(kind, record, expected_version)
+
+
+def update_group(
+    group_id: str,
+    fields: dict[str, Any] | None,
+    add: list[dict[str, Any]],
+    remove: list[str],
+    expected_version: int | None = None,
+) -> dict[str, Any]:
+    return backend().update_group(group_id, fields, add, remove, expected_version)
 
 
 def delete_record(

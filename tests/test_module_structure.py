@@ -90,7 +90,7 @@ PROTOCOL_METHODS = [
 ]
 
 
-def test_the_protocol_has_the_seven_calls():
+def test_the_protocol_has_the_eight_calls():
     assert sorted(PROTOCOL_METHODS) == sorted(
         [
             "get_record",
@@ -98,6 +98,7 @@ def test_the_protocol_has_the_seven_calls():
             "list_records",
             "search_records",
             "save_record",
+            "update_group",
             "delete_record",
             "reset",
         ]

@@ -209,13 +209,18 @@ def test_group_member_add_and_remove_by_value_filter(client):
         path,
         patch_body({"op": "add", "path": "members", "value": [{"value": bob["id"]}]}),
     )
-    assert reply.status == 200
-    assert {m["value"] for m in reply.json["members"]} == {alice["id"], bob["id"]}
+    # RFC 7644 §3.5.2: a group PATCH without `attributes` answers 204, whose
+    # ETag is the version a GET then shows.
+    assert (reply.status, reply.body) == (204, b"")
+    current = client.get(path)
+    assert reply.headers["etag"] == current.headers["etag"]
+    assert {m["value"] for m in current.json["members"]} == {alice["id"], bob["id"]}
     reply = client.patch(
         path,
         patch_body({"op": "remove", "path": f'members[value eq "{alice["id"]}"]'}),
     )
-    assert [m["value"] for m in reply.json["members"]] == [bob["id"]]
+    assert reply.status == 204
+    assert [m["value"] for m in client.get(path).json["members"]] == [bob["id"]]
     groups = client.get(f"/Users/{alice['id']}").json.get("groups", [])
     assert groups == []
 
@@ -230,9 +235,33 @@ def test_group_replace_members_and_display_name(client):
             {"op": "replace", "path": "members", "value": [{"value": bob["id"]}]},
             {"op": "replace", "path": "displayName", "value": "Operators"},
         ),
+        params={"attributes": "members,displayName"},
     )
+    assert reply.status == 200
     assert [m["value"] for m in reply.json["members"]] == [bob["id"]]
     assert reply.json["displayName"] == "Operators"
+
+
+@pytest.mark.parametrize(
+    ("params", "shown"),
+    [
+        ({"attributes": "displayName"}, {"displayName"}),
+        ({"excludedAttributes": "members"}, {"displayName", "meta"}),
+        ({"attributes": "members.value"}, {"members"}),
+        ({"excludedAttributes": "members.display"}, {"displayName", "members"}),
+    ],
+)
+def test_group_patch_answers_the_attributes_asked(client, params, shown):
+    """With `attributes` or `excludedAttributes`, a group PATCH answers 200."""
+    alice = create_user(client, "alice")
+    group = create_group(client, "Admins")
+    add = {"op": "add", "path": "members", "value": [{"value": alice["id"]}]}
+    reply = client.patch(f"/Groups/{group['id']}", patch_body(add), params=params)
+    assert reply.status == 200
+    assert shown <= set(reply.json) <= shown | {"schemas", "id", "meta", "externalId"}
+    if "members" in shown:
+        assert [m["value"] for m in reply.json["members"]] == [alice["id"]]
+    assert reply.headers["etag"] == client.get(f"/Groups/{group['id']}").headers["etag"]
 
 
 def test_attributes_parameter_on_patch_response(client):

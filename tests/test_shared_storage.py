@@ -52,31 +52,59 @@ def test_iter_records_reads_every_page():
 def test_update_replays_a_change_that_lost_the_race(monkeypatch):
     """Without If-Match, a write that lost to another is redone on the fresh record."""
     alice = storage.save_record(storage.USER, user_record("alice"))
-    bob = storage.save_record(storage.USER, user_record("bob"))
-    group = storage.save_record(storage.GROUP, group_record("Admins"))
     real_save = storage.save_record
     raced = []
 
     def save_after_a_rival(kind, record, expected_version=None):
         if not raced:  # another writer slips in between our read and our write
             raced.append(True)
-            rival = {**group, "members": [{"value": bob["id"], "type": storage.USER}]}
-            real_save(kind, rival)
+            real_save(kind, {**alice, "title": "Rival"})
         return real_save(kind, record, expected_version)
 
     monkeypatch.setattr(storage, "save_record", save_after_a_rival)
     body = (
         b'{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],'
-        b' "Operations": [{"op": "add", "path": "members",'
-        b' "value": [{"value": "' + alice["id"].encode() + b'"}]}]}'
+        b' "Operations": [{"op": "replace", "path": "displayName", "value": "A"}]}'
     )
-    reply = resources.patch_resource("Groups", group["id"], body, {}, "http://x")
-    assert {member["value"] for member in reply.body["members"]} == {
-        alice["id"],
-        bob["id"],
-    }
+    reply = resources.patch_resource("Users", alice["id"], body, {}, "http://x")
+    assert (reply.body["title"], reply.body["displayName"]) == ("Rival", "A")
     with pytest.raises(PreconditionFailedException):
         raced.clear()
+        body = body.replace(b'"A"', b'"B"')  # a change: no change writes nothing
+        resources.patch_resource("Users", alice["id"], body, {}, "http://x", 'W/"3"')
+
+
+def test_a_group_rename_that_lost_the_race_is_redone(monkeypatch):
+    """A group PATCH of other attributes is a compare-and-swap too; members
+    added meanwhile survive it."""
+    alice = storage.save_record(storage.USER, user_record("alice"))
+    group = storage.save_record(storage.GROUP, group_record("Admins"))
+    real_update = storage.update_group
+    raced = []
+
+    def update_after_a_rival(group_id, fields, add, remove, expected_version=None):
+        if not raced:  # a rival adds alice, or takes her out again
+            raced.append(True)
+            if storage.get_record(storage.USER, alice["id"])["groups"]:
+                real_update(group_id, None, [], [alice["id"]])
+            else:
+                real_update(group_id, None, [{"value": alice["id"], "type": "User"}], [])
+        return real_update(group_id, fields, add, remove, expected_version)
+
+    monkeypatch.setattr(storage, "update_group", update_after_a_rival)
+    body = (
+        b'{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],'
+        b' "Operations": [{"op": "replace", "path": "displayName", "value": "Ops"}]}'
+    )
+    reply = resources.patch_resource("Groups", group["id"], body, {}, "http://x")
+    assert reply.status == 204
+    stored = storage.get_record(storage.GROUP, group["id"])
+    assert stored["display_name"] == "Ops"
+    assert [member["value"] for member in stored["members"]] == [alice["id"]]
+    assert reply.headers["ETag"] == f'W/"{stored["version"]}"'
+    with pytest.raises(PreconditionFailedException):
+        raced.clear()
+        body = body.replace(b'"Ops"', b'"Staff"')
         resources.patch_resource("Groups", group["id"], body, {}, "http://x", 'W/"3"')
 
 

@@ -142,10 +142,12 @@ class DjangoOrmStorage:
                 self._objects(model).delete()
 
     # --8<-- [start:orm-read]
-    def get_record(self, kind: str, record_id: str) -> dict[str, Any] | None:
-        """A record, or None when there is no such record."""
+    def get_record(
+        self, kind: str, record_id: str, members: bool = True
+    ) -> dict[str, Any] | None:
+        """A record, or None; `members=False` leaves a group's out, unread."""
         rows = self._objects(MODELS[kind]).filter(scim_id=record_id)
-        records = self._records(kind, rows)
+        records = self._records(kind, rows, members)
         return records[0] if records else None
 
     def find_user_by_user_name(self, user_name: str) -> dict[str, Any] | None:
@@ -155,11 +157,11 @@ class DjangoOrmStorage:
         return records[0] if records else None
 
     def list_records(
-        self, kind: str, start: int = 0, stop: int | None = None
+        self, kind: str, start: int = 0, stop: int | None = None, members: bool = True
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many records of a kind exist, and those in [start:stop)."""
         rows = self._objects(MODELS[kind]).order_by("seq")
-        return rows.count(), self._records(kind, _page(rows, start, stop))
+        return rows.count(), self._records(kind, _page(rows, start, stop), members)
 
     def search_records(
         self,
@@ -168,6 +170,7 @@ class DjangoOrmStorage:
         start: int,
         stop: int | None,
         to_resource: Callable[[dict[str, Any]], Any],
+        members: bool = True,
     ) -> tuple[int, list[dict[str, Any]]]:
         """Filter, sort and page in the database: WHERE, ORDER BY, LIMIT/OFFSET.
 
@@ -189,7 +192,7 @@ class DjangoOrmStorage:
             else:
                 order.append(value.asc(nulls_last=True))
         rows = rows.order_by(*order, "seq")
-        return rows.count(), self._records(kind, _page(rows, start, stop))
+        return rows.count(), self._records(kind, _page(rows, start, stop), members)
 
     # --8<-- [end:orm-read]
 
@@ -253,6 +256,53 @@ class DjangoOrmStorage:
             return self.get_record(kind, record_id)
 
     @_retry_on_deadlock
+    def update_group(
+        self,
+        group_id: str,
+        fields: dict[str, Any] | None,
+        add: list[dict[str, Any]],
+        remove: list[str],
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Change a group's fields and some members: one row per member named."""
+        groups = self._objects(ScimGroup)
+        with transaction.atomic(using=self.using):
+            # Locks the group first, as every writer does (no deadlock cycle).
+            previous = groups.select_for_update().filter(scim_id=group_id).first()
+            if previous is None:
+                raise NotFoundException(detail=f"{GROUP} {group_id} not found")
+            if expected_version not in (None, previous.version):
+                raise PreconditionFailedException()
+            now = timezone.now()
+            current = dict(
+                self._objects(Membership)
+                .filter(group_id=group_id, member_id__in=[m["value"] for m in add])
+                .values_list("member_id", "display")
+            )
+            joining = [m for m in add if m["value"] not in current]
+            # A member already there is written again only for a new display.
+            redisplayed = [
+                m
+                for m in add
+                if m["value"] in current
+                and m.get("display") not in (None, current[m["value"]])
+            ]
+            self._join(group_id, joining, redisplayed, now)
+            left = self._leave(group_id, remove, now)
+            changed = fields is not None and any(
+                getattr(previous, name) != value for name, value in fields.items()
+            )
+            if joining or redisplayed or left or changed:
+                groups.filter(scim_id=group_id).update(
+                    version=F("version") + 1, last_modified=now, **(fields or {})
+                )
+                if changed and _display(previous.display_name) != _display(
+                    fields["display_name"]
+                ):
+                    self._touch_related(GROUP, group_id, now)
+            return self.get_record(GROUP, group_id, members=False)
+
+    @_retry_on_deadlock
     def delete_record(
         self, kind: str, record_id: str, expected_version: int | None = None
     ) -> None:
@@ -311,10 +361,28 @@ class DjangoOrmStorage:
         memberships = self._objects(Membership).filter(group_id=group_id)
         current = {row.member_id: row for row in memberships}
         wanted = {member["value"]: member for member in members}
-        new = [member_id for member_id in wanted if member_id not in current]
-        gone = [member_id for member_id in current if member_id not in wanted]
-        for member_id in new:
-            kind = wanted[member_id]["type"]
+        self._join(
+            group_id,
+            [member for key, member in wanted.items() if key not in current],
+            [
+                member
+                for key, member in wanted.items()
+                if key in current and current[key].display != member.get("display")
+            ],
+            now,
+        )
+        self._leave(group_id, [key for key in current if key not in wanted], now)
+
+    def _join(
+        self,
+        group_id: str,
+        joining: list[dict[str, Any]],
+        redisplayed: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        """Insert a row per member joining, and give members a new display."""
+        for member in joining:
+            kind, member_id = member["type"], member["value"]
             if kind == GROUP and member_id == group_id:
                 raise InvalidValueException(detail="a group cannot contain itself")
             # Bumping the version of a joining member (its `groups` changes) is
@@ -324,24 +392,33 @@ class DjangoOrmStorage:
                 raise InvalidValueException(
                     detail=f"member {member_id!r} is not an existing {kind}"
                 )
-        if gone:
-            memberships.filter(member_id__in=gone).delete()
-        for member_id in current.keys() & wanted.keys():
-            display = wanted[member_id].get("display")
-            if current[member_id].display != display:
-                memberships.filter(member_id=member_id).update(display=display)
+        memberships = self._objects(Membership).filter(group_id=group_id)
+        for member in redisplayed:
+            memberships.filter(member_id=member["value"]).update(
+                display=member.get("display")
+            )
         self._objects(Membership).bulk_create(
             Membership(
                 group_id=group_id,
-                member_id=member_id,
-                member_type=wanted[member_id]["type"],
-                display=wanted[member_id].get("display"),
+                member_id=member["value"],
+                member_type=member["type"],
+                display=member.get("display"),
             )
-            for member_id in new
+            for member in joining
         )
-        # The members that left show a different `groups` now.
-        for kind in KINDS:
-            self._touch(kind, [m for m in gone if current[m].member_type == kind], now)
+
+    def _leave(self, group_id: str, member_ids: list[str], now: datetime) -> int:
+        """Delete the rows of members leaving; how many there were."""
+        if not member_ids:
+            return 0
+        leaving = self._objects(Membership).filter(
+            group_id=group_id, member_id__in=member_ids
+        )
+        left = list(leaving.values_list("member_id", "member_type"))
+        leaving.delete()
+        for kind in KINDS:  # the members that left show other `groups` now
+            self._touch(kind, [m for m, of_kind in left if of_kind == kind], now)
+        return len(left)
 
     def _touch(self, kind: str, record_ids: list[str], now: datetime) -> int:
         """New versions for records whose derived attributes changed; how many."""
@@ -368,11 +445,13 @@ class DjangoOrmStorage:
                 )
                 self._touch(member_kind, list(member_ids), now)
 
-    def _records(self, kind: str, rows: QuerySet) -> list[dict[str, Any]]:
+    def _records(
+        self, kind: str, rows: QuerySet, members: bool = True
+    ) -> list[dict[str, Any]]:
         """Records for rows, with child and derived data loaded in a few queries."""
         if kind == USER:
             return self._user_records(rows)
-        return self._group_records(rows)
+        return self._group_records(rows, members)
 
     def _user_records(self, rows: QuerySet) -> list[dict[str, Any]]:
         users = list(rows.prefetch_related("emails", "phone_numbers"))
@@ -406,11 +485,11 @@ class DjangoOrmStorage:
             records.append(record)
         return records
 
-    def _group_records(self, rows: QuerySet) -> list[dict[str, Any]]:
-        groups = list(rows.prefetch_related("memberships"))
-        memberships = [m for group in groups for m in group.memberships.all()]
-        names = self._display_names(memberships)
-        return [
+    def _group_records(
+        self, rows: QuerySet, members: bool = True
+    ) -> list[dict[str, Any]]:
+        groups = list(rows.prefetch_related("memberships") if members else rows)
+        records = [
             {
                 "id": group.scim_id,
                 "version": group.version,
@@ -419,18 +498,24 @@ class DjangoOrmStorage:
                 "display_name": group.display_name,
                 "external_id": group.external_id,
                 "extra": group.extra,
-                # A display the client gave is kept; otherwise it is the member's name.
-                "members": [
-                    {
-                        "value": m.member_id,
-                        "type": m.member_type,
-                        "display": m.display or names.get(m.member_id),
-                    }
-                    for m in group.memberships.all()
-                ],
             }
             for group in groups
         ]
+        if not members:
+            return records
+        memberships = [m for group in groups for m in group.memberships.all()]
+        names = self._display_names(memberships)
+        for record, group in zip(records, groups, strict=True):
+            # A display the client gave is kept; otherwise it is the member's name.
+            record["members"] = [
+                {
+                    "value": m.member_id,
+                    "type": m.member_type,
+                    "display": m.display or names.get(m.member_id),
+                }
+                for m in group.memberships.all()
+            ]
+        return records
 
     def _display_names(self, memberships: list[Membership]) -> dict[str, str | None]:
         """The name each member shows: displayName, else userName for a user."""
