@@ -20,11 +20,12 @@ from shared.responses import ScimResponse
 class Representations:
     """SCIM resources built from records, reused while the record's version holds.
 
-    The version is the ETag: it changes whenever the representation would
-    (derived `groups` and member names included), so a cached resource is
-    never stale. Reads and scans then skip validating and dumping the same
-    record again and again. Each process keeps its own; bounded, least
-    recently used first out.
+    The version is the ETag: it changes whenever the representation would,
+    member names included, but for the group names a user's `groups` shows
+    (a renamed group does not bump each of its members): those are compared
+    too, so a cached resource is never stale. Reads and scans then skip
+    validating and dumping the same record again and again. Each process
+    keeps its own; bounded, least recently used first out.
     """
 
     def __init__(self, size: int = 200_000) -> None:
@@ -45,7 +46,7 @@ class Representations:
         price of building it again."""
         with self._lock:
             entry = self._entries.get(_key(endpoint, record))
-        if entry is not None and entry[:2] == (record["version"], base_url):
+        if entry is not None and entry[:2] == (_stamp(record), base_url):
             return entry[2].model_copy(deep=True)
         return endpoint.to_scim(record, base_url)
 
@@ -69,7 +70,7 @@ class Representations:
         key = _key(endpoint, record)
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and entry[:2] == (record["version"], base_url):
+            if entry is not None and entry[:2] == (_stamp(record), base_url):
                 self._entries.move_to_end(key)
                 return entry[2], entry[3]
         resource = endpoint.to_scim(record, base_url)
@@ -79,7 +80,7 @@ class Representations:
     def _store(self, endpoint, record, base_url, resource, dumped) -> None:  # noqa: ANN001
         key = _key(endpoint, record)
         with self._lock:
-            self._entries[key] = (record["version"], base_url, resource, dumped)
+            self._entries[key] = (_stamp(record), base_url, resource, dumped)
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
@@ -88,6 +89,12 @@ class Representations:
 def _key(endpoint: ResourceEndpoint, record: dict[str, Any]) -> tuple:
     # A group read without its members (members=False) is a resource apart.
     return (endpoint.kind, record["id"], "members" in record)
+
+
+def _stamp(record: dict[str, Any]) -> tuple:
+    """What a cached resource must have been built from: version and group names."""
+    labels = tuple(group["display"] for group in record.get("groups", ()))
+    return (record["version"], labels)
 
 
 REPRESENTATIONS = Representations()

@@ -329,7 +329,7 @@ class SqlStorage:
                 if not changed:
                     raise PreconditionFailedException()
                 if display_of(previous._mapping) != display_of(values):
-                    self._touch_related(conn, kind, record_id)
+                    self._touch_related(conn, record_id)
             else:
                 record_id = uuid.uuid4().hex
                 values = {**row_values(kind, record), "created": now}
@@ -399,7 +399,7 @@ class SqlStorage:
                     .values(version=groups.c.version + 1, **values)
                 )
                 if changed and display_of(previous._mapping) != display_of(fields):
-                    self._touch_related(conn, GROUP, group_id)
+                    self._touch_related(conn, group_id)
             row = conn.execute(select(groups).where(groups.c.id == group_id)).one()
             return self._records(conn, GROUP, [row], members=False)[0]
 
@@ -548,24 +548,17 @@ class SqlStorage:
             )
         ).rowcount
 
-    def _touch_related(self, conn: Connection, kind: str, record_id: str) -> None:
-        """New versions for the records that show this one's display name."""
+    def _touch_related(self, conn: Connection, record_id: str) -> None:
+        """New versions for the groups that show this one's display name.
+
+        Not for a renamed group's own members: the `display` in a user's
+        `groups` is a label, not the user's data, and bumping 100,000 users
+        would make a rename cost as much as the group is large.
+        """
         group_ids = conn.execute(
             select(memberships.c.group_id).where(memberships.c.member_id == record_id)
         ).scalars()
         self._touch(conn, GROUP, list(group_ids))
-        if kind == GROUP:
-            rows = conn.execute(
-                select(memberships.c.member_id, memberships.c.member_type).where(
-                    memberships.c.group_id == record_id
-                )
-            ).all()
-            for member_kind in (USER, GROUP):
-                self._touch(
-                    conn,
-                    member_kind,
-                    [r.member_id for r in rows if r.member_type == member_kind],
-                )
 
     def _records(
         self, conn: Connection, kind: str, rows: list[Any], members: bool = True

@@ -261,7 +261,7 @@ class MemoryStorage:
                 self._set_members(record["id"], record.pop("members"))
             self._records[kind][record["id"]] = record
             if previous is not None and display_of(previous) != display_of(record):
-                self._touch_related(kind, record["id"])
+                self._touch_related(record["id"])
             return self._export(kind, record)
 
     def update_group(
@@ -315,7 +315,7 @@ class MemoryStorage:
                 del self._members[group_id]
             self._touch(GROUP, group_id)
             if display_of(record) != previous_display:
-                self._touch_related(GROUP, group_id)
+                self._touch_related(group_id)
             return self._export(GROUP, record, members=False)
 
     def delete_record(
@@ -425,13 +425,15 @@ class MemoryStorage:
             ]
         return exported
 
-    def _touch_related(self, kind: str, record_id: str) -> None:
-        """New versions for the records that show this one's display name."""
+    def _touch_related(self, record_id: str) -> None:
+        """New versions for the groups that show this one's display name.
+
+        Not for a renamed group's own members: the `display` in a user's
+        `groups` is a label, not the user's data, and bumping 100,000 users
+        would make a rename cost as much as the group is large.
+        """
         for group_id in self._member_of.get(record_id, ()):
             self._touch(GROUP, group_id)
-        if kind == GROUP:
-            for member_id, member in self._members.get(record_id, {}).items():
-                self._touch(member["type"], member_id)
 
 
 def _flattened(term: ValuePath) -> Any:

@@ -235,7 +235,7 @@ class DjangoOrmStorage:
                     previous.display_name, getattr(previous, "user_name", None)
                 )
                 if before != _display(fields["display_name"], fields.get("user_name")):
-                    self._touch_related(kind, record_id, now)
+                    self._touch_related(record_id, now)
             else:
                 record_id = uuid.uuid4().hex
                 now = timezone.now()
@@ -299,7 +299,7 @@ class DjangoOrmStorage:
                 if changed and _display(previous.display_name) != _display(
                     fields["display_name"]
                 ):
-                    self._touch_related(GROUP, group_id, now)
+                    self._touch_related(group_id, now)
             return self.get_record(GROUP, group_id, members=False)
 
     @_retry_on_deadlock
@@ -430,20 +430,19 @@ class DjangoOrmStorage:
             .update(version=F("version") + 1, last_modified=now)
         )
 
-    def _touch_related(self, kind: str, record_id: str, now: datetime) -> None:
-        """New versions for the records that show this one's display name."""
-        memberships = self._objects(Membership)
-        group_ids = memberships.filter(member_id=record_id).values_list(
-            "group_id", flat=True
+    def _touch_related(self, record_id: str, now: datetime) -> None:
+        """New versions for the groups that show this one's display name.
+
+        Not for a renamed group's own members: the `display` in a user's
+        `groups` is a label, not the user's data, and bumping 100,000 users
+        would make a rename cost as much as the group is large.
+        """
+        group_ids = (
+            self._objects(Membership)
+            .filter(member_id=record_id)
+            .values_list("group_id", flat=True)
         )
         self._touch(GROUP, list(group_ids), now)
-        if kind == GROUP:
-            members = memberships.filter(group_id=record_id)
-            for member_kind in KINDS:
-                member_ids = members.filter(member_type=member_kind).values_list(
-                    "member_id", flat=True
-                )
-                self._touch(member_kind, list(member_ids), now)
 
     def _records(
         self, kind: str, rows: QuerySet, members: bool = True
