@@ -264,6 +264,9 @@ class MemoryStorage:
                 self._touch_related(record["id"])
             return self._export(kind, record)
 
+    # --8<-- [end:storage-write]
+
+    # --8<-- [start:update-group]
     def update_group(
         self,
         group_id: str,
@@ -318,6 +321,9 @@ class MemoryStorage:
                 self._touch_related(group_id)
             return self._export(GROUP, record, members=False)
 
+    # --8<-- [end:update-group]
+
+    # --8<-- [start:storage-delete]
     def delete_record(
         self, kind: str, record_id: str, expected_version: int | None = None
     ) -> None:
@@ -341,7 +347,7 @@ class MemoryStorage:
                 self._members[group_id].pop(record_id, None)
                 self._touch(GROUP, group_id)
 
-    # --8<-- [end:storage-write]
+    # --8<-- [end:storage-delete]
 
     # --8<-- [start:storage-helpers]
     def _touch(self, kind: str, record_id: str) -> None:
