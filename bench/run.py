@@ -8,7 +8,12 @@ users and then at 100,000 (seeded through /Bulk). The ratios compare numbers
 taken in this one run, which is the only comparison that means something on a
 shared machine.
 
+Then the large-group scenario of `bench/groups.py`: the cost of one membership
+change in a group of 10 members and in one of 100,000, in memory and on SQLite.
+
     python -m bench.run [--sizes 1000 100000] [--seconds 1.0] [--out bench-results]
+                        [--scenario {users,groups,all}] [--group-sizes 10 100000]
+                        [--group-seconds 1.0]
     python -m bench.run --compare first/bench.json second/bench.json
 """
 
@@ -279,6 +284,26 @@ def bench_scim_server(name, command, env, prefix, sizes, seconds, out) -> dict:
         server.stop()
 
 
+def make_serve_command(framework: str) -> list[str]:
+    """`make serve` for one integration, on the port that replaces {port}."""
+    return [
+        "make",
+        "--no-print-directory",
+        "serve",
+        f"FRAMEWORK={framework}",
+        "PORT={port}",
+        "ACCESS_LOG=0",
+    ]
+
+
+def peer_command() -> list[str]:
+    """scim2-server under gunicorn, as `make serve` runs Flask, on {port}."""
+    command = server_command(
+        "flask", "127.0.0.1", 0, 1, "bench.apps:app", access_log=False
+    )
+    return [part.replace("127.0.0.1:0", "127.0.0.1:{port}") for part in command]
+
+
 def bench_bare(framework, env, seconds, out) -> float:
     port = free_port()
     target = "bench.apps:app"
@@ -394,11 +419,64 @@ def compare(first: dict, second: dict) -> str:
     return "\n".join(lines)
 
 
+def run_users(env: dict, sizes: list[int], seconds: float, out: Path) -> list[str]:
+    """The users scenario on every server; print the table, write bench.json.
+
+    Returns the targets missed.
+    """
+    results: dict[str, Any] = {}
+    for framework in FRAMEWORKS:
+        print(f"{framework}: make serve", flush=True)
+        results[framework] = bench_scim_server(
+            framework,
+            make_serve_command(framework),
+            env,
+            "/scim/v2",
+            sizes,
+            seconds,
+            out,
+        )
+        results[framework]["ceiling"] = bench_bare(framework, env, seconds, out)
+        print(
+            f"  {framework}: bare endpoint: {results[framework]['ceiling']:.0f}/s",
+            flush=True,
+        )
+    print("peer: scim2-server under gunicorn", flush=True)
+    peer_env = {**env, "BENCH_APP": "peer"}
+    results["peer"] = bench_scim_server(
+        "peer", peer_command(), peer_env, "/v2", sizes, seconds, out
+    )
+
+    table, missed = report(results, sizes)
+    print()
+    print(table)
+    print()
+    print(
+        "Targets: all met."
+        if not missed
+        else "Targets missed:\n  " + "\n  ".join(missed)
+    )
+    (out / "bench.json").write_text(
+        json.dumps({"sizes": sizes, "results": results, "missed": missed}, indent=2)
+    )
+    print(f"\nWritten to {out / 'bench.json'}")
+    return missed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--scenario", choices=("users", "groups", "all"), default="all")
+    parser.add_argument(
+        "--group-sizes", type=int, nargs="+", default=[10, 100_000],
+        help="members of each group of the group scenario",
+    )  # fmt: skip
+    parser.add_argument(
+        "--group-seconds", type=float, default=1.0,
+        help="time budget of each group operation (3 requests at least)",
+    )  # fmt: skip
     parser.add_argument(
         "--compare",
         type=Path,
@@ -418,57 +496,12 @@ def main() -> None:
         if k not in ("SCIM_DATABASE_URL", "DJANGO_SETTINGS_MODULE")
     }
     env.update(SCIM_TOKEN=TOKEN, SCIM_DEMO_DATA="0")
-    results: dict[str, Any] = {}
-    for framework in FRAMEWORKS:
-        print(f"{framework}: make serve", flush=True)
-        command = [
-            "make",
-            "--no-print-directory",
-            "serve",
-            f"FRAMEWORK={framework}",
-            "PORT={port}",
-            "ACCESS_LOG=0",
-        ]
-        results[framework] = bench_scim_server(
-            framework, command, env, "/scim/v2", args.sizes, args.seconds, args.out
-        )
-        results[framework]["ceiling"] = bench_bare(
-            framework, env, args.seconds, args.out
-        )
-        print(
-            f"  {framework}: bare endpoint: {results[framework]['ceiling']:.0f}/s",
-            flush=True,
-        )
-    print("peer: scim2-server under gunicorn", flush=True)
-    command = server_command(
-        "flask", "127.0.0.1", 0, 1, "bench.apps:app", access_log=False
-    )
-    command = [part.replace("127.0.0.1:0", "127.0.0.1:{port}") for part in command]
-    results["peer"] = bench_scim_server(
-        "peer",
-        command,
-        {**env, "BENCH_APP": "peer"},
-        "/v2",
-        args.sizes,
-        args.seconds,
-        args.out,
-    )
+    if args.scenario in ("users", "all"):
+        run_users(env, args.sizes, args.seconds, args.out)
+    if args.scenario in ("groups", "all"):
+        from bench import groups  # which imports this module, once it is loaded
 
-    table, missed = report(results, args.sizes)
-    print()
-    print(table)
-    print()
-    print(
-        "Targets: all met."
-        if not missed
-        else "Targets missed:\n  " + "\n  ".join(missed)
-    )
-    (args.out / "bench.json").write_text(
-        json.dumps(
-            {"sizes": args.sizes, "results": results, "missed": missed}, indent=2
-        )
-    )
-    print(f"\nWritten to {args.out / 'bench.json'}")
+        groups.run(env, args.group_sizes, args.group_seconds, args.out)
     sys.exit(0)
 
 

@@ -3,6 +3,10 @@
 The benchmark itself is too slow for `make test`; its arithmetic is not.
 """
 
+from bench.groups import BACKENDS
+from bench.groups import OPERATIONS as GROUP_OPERATIONS
+from bench.groups import PEER_REFUSES
+from bench.groups import report as group_report
 from bench.run import FRAMEWORKS
 from bench.run import OPERATIONS
 from bench.run import compare
@@ -69,3 +73,70 @@ def test_compare_sets_two_runs_side_by_side():
     assert get_line.split()[1:] == ["+10%", "+10%", "+10%", "+0%"]
     assert "1.30 / 1.43" in text
     assert text.endswith("rates apart by a median of 0%, at most 9%")
+
+
+# The large-group scenario (bench/groups.py): latencies in milliseconds.
+GROUP_SIZES = [10, 100_000]
+
+
+def group_results(ms: float = 1.0, peer_ms: float = 200.0) -> dict:
+    """A run where every framework and store takes `ms` per operation at any
+    size, and the peer 2 ms at 10 members and `peer_ms` at 100,000."""
+    ours = {f"{op}@{size}": ms for op in GROUP_OPERATIONS for size in GROUP_SIZES}
+    peer = {
+        f"{op}@{size}": 2.0 if size == 10 else peer_ms
+        for op in GROUP_OPERATIONS
+        if op not in PEER_REFUSES
+        for size in GROUP_SIZES
+    }
+    run = {f: {b: {"ms": dict(ours)} for b in BACKENDS} for f in FRAMEWORKS}
+    run["peer"] = {"memory": {"ms": peer}}
+    return run
+
+
+def test_a_group_run_flat_with_size_and_far_ahead_of_the_peer_meets_every_target():
+    table, missed = group_report(group_results(), GROUP_SIZES)
+    assert missed == []
+    lines = table.splitlines()
+    assert lines[0].split("  ")[0].strip() == "operation"
+    assert "ms @ 100,000" in lines[0] and "peer / ours @ 100,000" in lines[0]
+    # 7 operations x (3 frameworks x 2 stores + the peer), and the header
+    assert len(lines) == 1 + len(GROUP_OPERATIONS) * 7
+    add_flask = next(line for line in lines if "flask memory" in line)
+    assert add_flask.startswith("PATCH add one member")
+    assert add_flask.split()[-4:] == ["1.00", "1.00", "1.00x", "200.0x"]
+    # The peer's own growth is shown, and it refuses Entra's remove-with-value.
+    peer_rows = [line for line in lines if "peer memory" in line]
+    assert peer_rows[0].split()[-3:] == ["2.00", "200.00", "100.00x"]
+    assert peer_rows[GROUP_OPERATIONS.index("remove_value")].split()[-2:] == [
+        "n/a",
+        "n/a",
+    ]
+
+
+def test_each_group_target_is_checked():
+    run = group_results()
+    run["django"]["sqlite"]["ms"]["add@100000"] = 3.5  # > 3x its cost at 10
+    run["fastapi"]["memory"]["ms"]["rename@100000"] = 3.0  # 3x: still met
+    run["flask"]["memory"]["ms"]["probe@100000"] = 2.5  # 80x the peer's speed ...
+    run["peer"]["memory"]["ms"]["probe@100000"] = 100.0  # ... and now 40x
+    run["peer"]["memory"]["ms"]["get_excluded@100000"] = 50.0  # 50x: still met
+    run["django"]["memory"]["ms"]["remove_value@100000"] = 10.0  # no peer figure
+    _, missed = group_report(run, GROUP_SIZES)
+    assert sorted(missed) == sorted(
+        [
+            "django sqlite add: costs 3.5x at 100,000 members what it costs at 10"
+            " (> 3x)",
+            "flask memory probe@100000: 40.0x the peer's speed (< 50x)",
+            "django memory remove_value: costs 10.0x at 100,000 members what it"
+            " costs at 10 (> 3x)",
+        ]
+    )
+
+
+def test_a_group_run_behind_the_peer_misses_the_speed_target_everywhere():
+    _, missed = group_report(group_results(ms=10.0, peer_ms=100.0), GROUP_SIZES)
+    # 10x the peer's speed, for each operation the peer answers, on each server
+    answered = len(GROUP_OPERATIONS) - len(PEER_REFUSES)
+    assert len(missed) == answered * len(FRAMEWORKS) * len(BACKENDS)
+    assert all(m.endswith("10.0x the peer's speed (< 50x)") for m in missed)
