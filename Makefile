@@ -46,10 +46,13 @@ notebooks: install
 	$(BIN)/jupyter lab notebooks
 
 # Throughput of the three integrations against scim2-server, at 1,000 and
-# 100,000 users: a table on stdout, the same in bench-results/bench.json.
-# Not a test: it takes about fifteen minutes and wants a quiet machine.
+# 100,000 users, then the cost of one membership change in groups of 10 and
+# 100,000 members: tables on stdout, the same in bench-results/bench.json and
+# groups.json. Not a test: about an hour in all, on a quiet machine;
+# BENCH_ARGS="--scenario users" (or groups) runs one half.
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # The docs site with live reload, on loopback only.
 DOCS_PORT ?= 8001
