@@ -11,6 +11,7 @@ folded userName, who belongs to which group), so no call scans or copies the
 whole store. Callers get copies of records, never the stored dicts.
 """
 
+import itertools
 import os
 import threading
 import uuid
@@ -64,6 +65,9 @@ class MemoryStorage:
             # consecutive pages disjoint (RFC 7644 §3.4.2.4), sliced in O(page).
             self._order: dict[str, list[str]] = {kind: [] for kind in KINDS}
             self._seq: dict[str, int] = {}  # id -> rank in creation order
+            # Ranks are never given again, even once their record is deleted:
+            # a cursor's position must keep meaning the same place.
+            self._ranks = itertools.count()
             self._user_names: dict[str, str] = {}  # folded userName -> user id
             # group id -> {member id: {"type": "User" or "Group", "display": ...}}
             self._members: dict[str, dict[str, dict[str, Any]]] = {}
@@ -247,7 +251,7 @@ class MemoryStorage:
             if previous is None:
                 record.update(id=uuid.uuid4().hex, version=1, created=now)
                 self._order[kind].append(record["id"])
-                self._seq[record["id"]] = len(self._seq)
+                self._seq[record["id"]] = next(self._ranks)
             else:
                 record.update(version=previous["version"] + 1)
                 record["created"] = previous["created"]
