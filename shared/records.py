@@ -64,6 +64,9 @@ class Stored(TypedDict):
     version: int  # moves on at every change: the ETag (RFC 7644 §3.14)
     created: datetime
     last_modified: datetime
+    # Its place in creation order, fixed for life: above the positions of the
+    # other records of its kind when it is created. Where a cursor resumes.
+    position: int
 
 
 class UserRecord(Stored, total=False):
@@ -110,6 +113,14 @@ class Storage(Protocol):
     `members=False` leaves a group's member list out of the records a read
     returns, unread: what the answer does not show costs nothing, however
     large the group.
+
+    `past=P` pages by keyset, for cursors (RFC 9865): only the records created
+    after position P, oldest first. `backwards=True` turns the walk round: the
+    records before P (or, without P, from the last one), newest first. Either
+    way the order is creation order, whatever `search.sort_by` says, and the
+    total still counts every record (or match). A record created or deleted
+    between two pages moves no other record's position, so a walk from one
+    position to the next never skips nor repeats one that was there all along.
     """
 
     def get_record(
@@ -121,9 +132,20 @@ class Storage(Protocol):
         """The user with this userName, in any letter case."""
 
     def list_records(
-        self, kind: Kind, start: int = 0, stop: int | None = None, members: bool = True
+        self,
+        kind: Kind,
+        start: int = 0,
+        stop: int | None = None,
+        members: bool = True,
+        *,
+        past: int | None = None,
+        backwards: bool = False,
     ) -> tuple[int, list[Record]]:
-        """How many records of a kind exist, and those in [start:stop), oldest first."""
+        """How many records of a kind exist, and those in [start:stop), oldest first.
+
+        With `past` or `backwards`, [start:stop) of the records the keyset
+        gives, in its order.
+        """
 
     def search_records(
         self,
@@ -133,6 +155,9 @@ class Storage(Protocol):
         stop: int | None,
         to_resource: Callable[[Record], Any],
         members: bool = True,
+        *,
+        past: int | None = None,
+        backwards: bool = False,
     ) -> tuple[int, list[Record]]:
         """How many records match `search.filter`, and [start:stop) of them sorted.
 

@@ -4,7 +4,8 @@ Same functions, same records and same guarantees as `MemoryStorage`, but the
 work happens in the database so several worker processes can share it:
 
 - filters become WHERE clauses and sorts ORDER BY (`SqlPlan` writes the
-  plans of shared/filter_plan.py), paging LIMIT / OFFSET, totalResults a COUNT;
+  plans of shared/filter_plan.py), paging LIMIT / OFFSET (or, for cursors, a
+  keyset on `seq`), totalResults a COUNT;
 - userName uniqueness is a unique index on the folded value, so two workers
   creating the same user race into an IntegrityError, answered 409;
 - an If-Match write is `UPDATE ... WHERE version = :read`, a compare-and-swap;
@@ -218,6 +219,24 @@ def _retry_on_deadlock(write: Callable[..., Any]) -> Callable[..., Any]:
     return retrying
 
 
+# --8<-- [start:sql-keyset]
+def in_creation_order(
+    query: Any, table: Table, past: int | None, backwards: bool
+) -> Any:
+    """`query` in creation order from position `past` on (or back, newest first).
+
+    A keyset on the `seq` primary key: one index range scan, however deep the
+    walk, where an OFFSET would read and drop every row before the page.
+    """
+    seq = table.c.seq
+    if past is not None:
+        query = query.where(seq < past if backwards else seq > past)
+    return query.order_by(seq.desc() if backwards else seq)
+
+
+# --8<-- [end:sql-keyset]
+
+
 class SqlStorage:
     """The storage API on a SQLAlchemy engine."""
 
@@ -251,11 +270,19 @@ class SqlStorage:
             return self._records(conn, USER, [row])[0] if row else None
 
     def list_records(
-        self, kind: str, start: int = 0, stop: int | None = None, members: bool = True
+        self,
+        kind: str,
+        start: int = 0,
+        stop: int | None = None,
+        members: bool = True,
+        *,
+        past: int | None = None,
+        backwards: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many records of a kind exist, and those in [start:stop)."""
         table = TABLES[kind]
-        query = select(table).order_by(table.c.seq).offset(start)
+        query = in_creation_order(select(table), table, past, backwards)
+        query = query.offset(start)
         if stop is not None:
             query = query.limit(max(0, stop - start))
         with self.engine.connect() as conn:
@@ -271,6 +298,9 @@ class SqlStorage:
         stop: int | None,
         to_resource: Callable[[dict[str, Any]], Any],
         members: bool = True,
+        *,
+        past: int | None = None,
+        backwards: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
         """Filter, sort and page in the database: WHERE, ORDER BY, LIMIT/OFFSET.
 
@@ -285,10 +315,10 @@ class SqlStorage:
         query = select(table).where(where)
         # No key (no sortBy, or another type's attribute): the stable order.
         sort_key = plan_sort(kind, search)
-        if sort_key is not None:
+        if sort_key is not None and past is None and not backwards:
             descending = search.sort_order == SearchRequest.SortOrder.descending
             query = query.order_by(sql.order_by(sort_key, descending))
-        query = query.order_by(table.c.seq).offset(start)
+        query = in_creation_order(query, table, past, backwards).offset(start)
         if stop is not None:
             query = query.limit(max(0, stop - start))
         count = select(func.count()).select_from(table).where(where)
@@ -585,6 +615,7 @@ class SqlStorage:
                     id=row.id,
                     version=row.version,
                     created=_aware(row.created),
+                    position=row.seq,
                     last_modified=_aware(row.last_modified),
                     extra=row.extra,
                     emails=children["emails"].get(row.id, []),
@@ -621,6 +652,7 @@ class SqlStorage:
                 "id": row.id,
                 "version": row.version,
                 "created": _aware(row.created),
+                "position": row.seq,
                 "last_modified": _aware(row.last_modified),
                 "display_name": row.display_name,
                 "external_id": row.external_id,

@@ -15,6 +15,8 @@ import itertools
 import os
 import threading
 import uuid
+from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import replace
@@ -89,16 +91,24 @@ class MemoryStorage:
             return self.get_record(USER, user_id) if user_id else None
 
     def list_records(
-        self, kind: str, start: int = 0, stop: int | None = None, members: bool = True
+        self,
+        kind: str,
+        start: int = 0,
+        stop: int | None = None,
+        members: bool = True,
+        *,
+        past: int | None = None,
+        backwards: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many records of a kind exist, and copies of those in [start:stop)."""
         with self._lock:
             records, order = self._records[kind], self._order[kind]
-            page = [
-                self._export(kind, records[record_id], members)
-                for record_id in order[start:stop]
+            ids = in_creation_order(
+                order, self._seq.__getitem__, start, stop, past, backwards
+            )
+            return len(order), [
+                self._export(kind, records[record_id], members) for record_id in ids
             ]
-            return len(order), page
 
     def search_records(
         self,
@@ -108,6 +118,9 @@ class MemoryStorage:
         stop: int | None,
         to_resource: Callable[[dict[str, Any]], Any],
         members: bool = True,
+        *,
+        past: int | None = None,
+        backwards: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
         """Filter and sort records as SCIM resources, then page them.
 
@@ -133,7 +146,15 @@ class MemoryStorage:
                 if not predicate(resource):
                     continue
             matches.append((view, resource))
-        if search.sort_by is not None:
+        if backwards:  # a cursor going back: newest first, before `past`
+            views = [
+                view
+                for view, _ in reversed(matches)
+                if past is None or view["position"] < past
+            ]
+        elif past is not None:  # a cursor: creation order, after `past`
+            views = [view for view, _ in matches if view["position"] > past]
+        elif search.sort_by is not None:
             resources = [resource or to_resource(view) for view, resource in matches]
             by_resource = {
                 id(resource): view
@@ -148,7 +169,7 @@ class MemoryStorage:
                 for view in views[start:stop]
                 if (record := self._records[kind].get(view["id"])) is not None
             ]
-        return len(views), page
+        return len(matches), page
 
     def _narrow(
         self, kind: str, scim_filter: ScimFilter | None
@@ -410,7 +431,8 @@ class MemoryStorage:
         exported: dict[str, Any],
         members: bool = True,
     ) -> dict[str, Any]:
-        """Fill in `groups` (users) or `members` (groups, unless told not to)."""
+        """Fill in `position`, and `groups` (users) or `members` (groups, if asked)."""
+        exported["position"] = self._seq[record["id"]]
         if kind == USER:
             # RFC 7643 §4.1.2: groups is read-only, derived from memberships.
             group_ids = self._member_of.get(record["id"])
@@ -444,6 +466,32 @@ class MemoryStorage:
         """
         for group_id in self._member_of.get(record_id, ()):
             self._touch(GROUP, group_id)
+
+
+# --8<-- [start:memory-keyset]
+def in_creation_order(
+    ids: list[str],
+    rank: Callable[[str], int],
+    start: int,
+    stop: int | None,
+    past: int | None,
+    backwards: bool,
+) -> list[str]:
+    """[start:stop) of `ids` (in creation order) from position `past` on, or
+    back from it, newest first.
+
+    Positions grow along the list, so bisection finds where a keyset starts:
+    a cursor's page costs O(log n + page), never a scan.
+    """
+    if backwards:  # from before `past`, or from the last one
+        end = len(ids) if past is None else bisect_left(ids, past, key=rank)
+        first = 0 if stop is None else max(0, end - stop)
+        return ids[first : max(0, end - start)][::-1]
+    begin = 0 if past is None else bisect_right(ids, past, key=rank)
+    return ids[begin + start : None if stop is None else begin + stop]
+
+
+# --8<-- [end:memory-keyset]
 
 
 def _flattened(term: ValuePath) -> Any:
@@ -525,20 +573,32 @@ def find_user_by_user_name(user_name: str) -> dict[str, Any] | None:
 
 
 def list_records(
-    kind: str, start: int = 0, stop: int | None = None, members: bool = True
+    kind: str,
+    start: int = 0,
+    stop: int | None = None,
+    members: bool = True,
+    *,
+    past: int | None = None,
+    backwards: bool = False,
 ) -> tuple[int, list[dict[str, Any]]]:
-    return backend().list_records(kind, start, stop, members)
+    return backend().list_records(
+        kind, start, stop, members, past=past, backwards=backwards
+    )
 
 
 def iter_records(kind: str, batch: int = 500) -> Iterator[dict[str, Any]]:
-    """Every record of a kind, read a page at a time (exports, migrations)."""
-    start = 0
+    """Every record of a kind, read a page at a time (exports, migrations).
+
+    Each page resumes past the last one's position, so records created or
+    deleted meanwhile never make it skip or repeat another.
+    """
+    past = None
     while True:
-        _, page = list_records(kind, start, start + batch)
+        _, page = list_records(kind, 0, batch, past=past)
         yield from page
         if len(page) < batch:
             return
-        start += batch
+        past = page[-1]["position"]
 
 
 def search_records(
@@ -548,8 +608,20 @@ def search_records(
     stop: int | None,
     to_resource: Callable[[dict[str, Any]], Any],
     members: bool = True,
+    *,
+    past: int | None = None,
+    backwards: bool = False,
 ) -> tuple[int, list[dict[str, Any]]]:
-    return backend().search_records(kind, search, start, stop, to_resource, members)
+    return backend().search_records(
+        kind,
+        search,
+        start,
+        stop,
+        to_resource,
+        members,
+        past=past,
+        backwards=backwards,
+    )
 
 
 def save_record(

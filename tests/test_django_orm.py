@@ -84,7 +84,7 @@ def test_records_look_like_memory_storage_records(orm):
         )
         for backend in (memory, orm)
     ]
-    derived = ("id", "created", "last_modified")
+    derived = ("id", "created", "last_modified", "position")
     in_memory, in_orm = (
         {k: v for k, v in r.items() if k not in derived} for r in records
     )

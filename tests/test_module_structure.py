@@ -105,6 +105,20 @@ def test_the_protocol_has_the_eight_calls():
     )
 
 
+def test_the_reads_that_list_take_a_keyset_by_keyword_only():
+    """Cursors (RFC 9865) resume `past` a position, `backwards` or not; nothing
+    else in the Protocol changed for them."""
+    for method in ("list_records", "search_records"):
+        parameters = inspect.signature(getattr(Storage, method)).parameters.values()
+        keyword_only = {
+            p.name: p.default for p in parameters if p.kind == p.KEYWORD_ONLY
+        }
+        assert (method, keyword_only) == (method, {"past": None, "backwards": False})
+    for method in set(PROTOCOL_METHODS) - {"list_records", "search_records"}:
+        parameters = inspect.signature(getattr(Storage, method)).parameters.values()
+        assert all(p.kind != p.KEYWORD_ONLY for p in parameters), method
+
+
 @pytest.mark.parametrize("backend", [MemoryStorage, SqlStorage, DjangoOrmStorage])
 @pytest.mark.parametrize("method", PROTOCOL_METHODS)
 def test_every_backend_has_every_call_of_the_protocol(backend, method):

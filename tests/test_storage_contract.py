@@ -169,7 +169,7 @@ def test_get_gives_the_record_as_saved(store):
     record = mapping.from_scim_user(UserModel.model_validate(body))
     saved = store.save_record(USER, record)
     assert store.get_record(USER, saved["id"]) == saved
-    owned = ("id", "version", "created", "last_modified", "groups")
+    owned = ("id", "version", "created", "last_modified", "position", "groups")
     assert {k: v for k, v in saved.items() if k not in owned} == record
     resource = mapping.to_scim_user(saved, BASE)
     assert resource.model_dump(exclude={"id", "meta"}) == UserModel.model_validate(
@@ -516,6 +516,131 @@ def test_list_records_pages_in_creation_order(store):
         assert (start, stop, total) == (start, stop, 10)
         assert [record["user_name"] for record in page] == names[start:stop]
         assert store.list_records(GROUP, start, stop) == (0, [])
+
+
+def test_positions_follow_creation_and_are_fixed_for_life(store):
+    """What a cursor resumes from: an update keeps it, a delete frees no place."""
+    first, second, third = (store.save_record(USER, user(n)) for n in "abc")
+    assert first["position"] < second["position"] < third["position"]
+    store.save_record(USER, {**refresh(store, first), "title": "moved"})
+    assert refresh(store, first)["position"] == first["position"]
+    store.delete_record(USER, first["id"])
+    fourth = store.save_record(USER, user("d"))
+    assert fourth["position"] > third["position"]
+    assert store.get_record(USER, third["id"])["position"] == third["position"]
+    admins = store.save_record(GROUP, group("Admins", second))
+    assert (
+        store.get_record(GROUP, admins["id"], members=False)["position"]
+        == (admins["position"])
+    )
+
+
+# (start, stop) windows for keyset pages, and the positions they start from:
+# none (the first or the last record), a record's, a deleted record's, and
+# before or past them all.
+KEYSET_WINDOWS = [(0, None), (0, 3), (0, 1), (2, 4), (0, 0)]
+
+
+def keyset_store(store: Any) -> tuple[list[dict[str, Any]], list[int | None]]:
+    """Nine users, the third and the seventh deleted; positions to page from."""
+    saved = [
+        store.save_record(USER, user(f"user{i}", title=f"t{i % 2}")) for i in range(9)
+    ]
+    for gone in (saved[2], saved[6]):
+        store.delete_record(USER, gone["id"])
+    kept = [record for record in saved if record not in (saved[2], saved[6])]
+    positions = [record["position"] for record in saved]
+    return kept, [None, positions[0] - 1, *positions, positions[-1] + 1]
+
+
+def keyset_page(
+    records: list[dict[str, Any]], past: int | None, backwards: bool
+) -> list[str]:
+    """The names a keyset gives, from records in creation order."""
+    if backwards:
+        records = records[::-1]
+    return [
+        name_of(record)
+        for record in records
+        if past is None
+        or (record["position"] < past if backwards else record["position"] > past)
+    ]
+
+
+def test_list_records_pages_from_a_position(store):
+    kept, positions = keyset_store(store)
+    for past in positions:
+        for backwards in (False, True):
+            expected = keyset_page(kept, past, backwards)
+            for start, stop in KEYSET_WINDOWS:
+                total, page = store.list_records(
+                    USER, start, stop, past=past, backwards=backwards
+                )
+                assert (past, backwards, start, stop, total, name_list(page)) == (
+                    past,
+                    backwards,
+                    start,
+                    stop,
+                    7,
+                    expected[start:stop],
+                )
+
+
+def test_search_records_pages_matches_from_a_position(store):
+    """A filter narrows, the total counts every match, the sort is left out."""
+    kept, positions = keyset_store(store)
+    request = SearchRequest[UserModel](
+        filter='title eq "t1"', sort_by="userName", sort_order="descending"
+    )
+    matches = [record for record in kept if record["title"] == "t1"]
+    for past in positions:
+        for backwards in (False, True) if past is not None else (True,):
+            expected = keyset_page(matches, past, backwards)
+            for start, stop in KEYSET_WINDOWS:
+                total, page = store.search_records(
+                    USER,
+                    request,
+                    start,
+                    stop,
+                    to_resource(USER),
+                    past=past,
+                    backwards=backwards,
+                )
+                assert (past, backwards, start, stop, total, name_list(page)) == (
+                    past,
+                    backwards,
+                    start,
+                    stop,
+                    len(matches),
+                    expected[start:stop],
+                )
+
+
+def name_list(records: list[dict[str, Any]]) -> list[str]:
+    return [name_of(record) for record in records]
+
+
+def test_a_walk_by_position_meets_every_record_once_while_others_come_and_go(store):
+    """What a cursor walk relies on: page by page, past the last one's position."""
+    there = [store.save_record(USER, user(f"old{i}")) for i in range(10)]
+    seen, past, created = [], None, 0
+    while True:
+        _, page = store.list_records(USER, 0, 3, past=past)
+        seen += name_list(page)
+        if len(page) < 3:
+            break
+        past = page[-1]["position"]
+        # Between pages: a record not yet seen goes, and two new ones come.
+        unseen = [r for r in there if r["user_name"] not in seen]
+        if unseen:
+            store.delete_record(USER, unseen[-1]["id"])
+            there.remove(unseen[-1])
+        for _ in range(2):
+            store.save_record(USER, user(f"new{created}"))
+            created += 1
+    survivors = name_list(there)
+    assert [name for name in seen if name.startswith("old")] == survivors
+    assert len(seen) == len(set(seen))
 
 
 def test_concurrent_saves_of_one_user_name_leave_one(store):
@@ -1403,13 +1528,60 @@ class TestSameAnswers:
                 [name_of(r) for r in expected],
             )
 
+    @pytest.mark.parametrize(
+        ("kind", "params"),
+        [
+            (USER, {}),
+            (USER, {"filter": "emails pr or title pr"}),
+            (USER, {"filter": 'not (userName sw "user0")'}),
+            (GROUP, {}),
+            (GROUP, {"filter": "members pr"}),
+        ],
+        ids=["users", "users-filtered", "users-not", "groups", "members"],
+    )
+    def test_a_walk_by_position_meets_memory_s_records(
+        self, populated, memory, kind, params
+    ):
+        """Forward then back, five at a time: memory's names, in creation order."""
+
+        def walk(store: Populated) -> tuple[list[str], list[str]]:
+            request = store.request(kind, **params)
+
+            def page(**side: Any) -> tuple[int, list[dict[str, Any]]]:
+                if params:
+                    return store.backend.search_records(
+                        kind, request, 0, 5, to_resource(kind), **side
+                    )
+                return store.backend.list_records(kind, 0, 5, **side)
+
+            forward, past = [], None
+            while True:
+                total, records = page(past=past)
+                forward += name_list(records)
+                past = records[-1]["position"] if records else past
+                if len(records) < 5:
+                    break
+            assert total == len(forward)
+            backward, past = [], None  # from the last record, newest first
+            while True:
+                _, records = page(past=past, backwards=True)
+                backward += name_list(records)
+                if len(records) < 5:
+                    break
+                past = records[-1]["position"]
+            return forward, backward
+
+        forward, backward = walk(populated)
+        assert backward == forward[::-1]
+        assert (forward, backward) == walk(memory)
+
     @pytest.mark.parametrize("kind", [USER, GROUP])
     def test_records_hold_what_memory_holds(self, populated, memory, kind):
         """Every record, its derived attributes included, ids written as names."""
 
         def comparable(store: Populated) -> list[dict[str, Any]]:
             by_id = {value: key for key, value in store.names.items()}
-            owned = ("id", "version", "created", "last_modified")
+            owned = ("id", "version", "created", "last_modified", "position")
             records = []
             for record in store.backend.list_records(kind)[1]:
                 record = {k: v for k, v in record.items() if k not in owned}

@@ -8,7 +8,8 @@ SQLAlchemy:
   the plan written as a `Q` object (`where`, in the `orm-filter` section):
   multi-valued attributes are `Exists` subqueries, JSON arrays in `extra` an
   EXISTS over `json_each` / `jsonb_array_elements`; sorting is `order_by`,
-  paging a slice and totalResults `count()`;
+  paging a slice (or, for cursors, a keyset on `seq`) and totalResults
+  `count()`;
 - userName uniqueness is a unique constraint on the folded value, so two
   workers creating the same user race into an IntegrityError, answered 409;
 - an If-Match write is `filter(version=read).update(version=F("version") + 1)`
@@ -157,11 +158,19 @@ class DjangoOrmStorage:
         return records[0] if records else None
 
     def list_records(
-        self, kind: str, start: int = 0, stop: int | None = None, members: bool = True
+        self,
+        kind: str,
+        start: int = 0,
+        stop: int | None = None,
+        members: bool = True,
+        *,
+        past: int | None = None,
+        backwards: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many records of a kind exist, and those in [start:stop)."""
-        rows = self._objects(MODELS[kind]).order_by("seq")
-        return rows.count(), self._records(kind, _page(rows, start, stop), members)
+        rows = self._objects(MODELS[kind])
+        page = _page(in_creation_order(rows, past, backwards), start, stop)
+        return rows.count(), self._records(kind, page, members)
 
     def search_records(
         self,
@@ -171,6 +180,9 @@ class DjangoOrmStorage:
         stop: int | None,
         to_resource: Callable[[dict[str, Any]], Any],
         members: bool = True,
+        *,
+        past: int | None = None,
+        backwards: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
         """Filter, sort and page in the database: WHERE, ORDER BY, LIMIT/OFFSET.
 
@@ -191,8 +203,11 @@ class DjangoOrmStorage:
                 order.append(value.desc(nulls_first=True))
             else:
                 order.append(value.asc(nulls_last=True))
-        rows = rows.order_by(*order, "seq")
-        return rows.count(), self._records(kind, _page(rows, start, stop), members)
+        if past is None and not backwards:
+            page = rows.order_by(*order, "seq")
+        else:  # a cursor's page: creation order only
+            page = in_creation_order(rows, past, backwards)
+        return rows.count(), self._records(kind, _page(page, start, stop), members)
 
     # --8<-- [end:orm-read]
 
@@ -475,6 +490,7 @@ class DjangoOrmStorage:
                 id=user.scim_id,
                 version=user.version,
                 created=user.created,
+                position=user.seq,
                 last_modified=user.last_modified,
                 extra=user.extra,
                 emails=[_entry(email) for email in user.emails.all()],
@@ -493,6 +509,7 @@ class DjangoOrmStorage:
                 "id": group.scim_id,
                 "version": group.version,
                 "created": group.created,
+                "position": group.seq,
                 "last_modified": group.last_modified,
                 "display_name": group.display_name,
                 "external_id": group.external_id,
@@ -566,6 +583,21 @@ def _entry(row: Any) -> dict[str, Any]:
 def _page(rows: QuerySet, start: int, stop: int | None) -> QuerySet:
     """rows[start:stop], never a negative LIMIT."""
     return rows[start:] if stop is None else rows[start : max(start, stop)]
+
+
+# --8<-- [start:orm-keyset]
+def in_creation_order(rows: QuerySet, past: int | None, backwards: bool) -> QuerySet:
+    """`rows` in creation order from position `past` on (or back, newest first).
+
+    A keyset on the `seq` primary key: one index range scan, however deep the
+    walk, where an OFFSET would read and drop every row before the page.
+    """
+    if past is not None:
+        rows = rows.filter(seq__lt=past) if backwards else rows.filter(seq__gt=past)
+    return rows.order_by("-seq" if backwards else "seq")
+
+
+# --8<-- [end:orm-keyset]
 
 
 # --8<-- [end:orm-helpers]
