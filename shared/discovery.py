@@ -19,6 +19,7 @@ from scim2_models import Group
 from scim2_models import ListResponse
 from scim2_models import Meta
 from scim2_models import NotFoundException
+from scim2_models import Pagination
 from scim2_models import Patch
 from scim2_models import ResourceType
 from scim2_models import Schema
@@ -36,6 +37,7 @@ MAX_PAYLOAD_SIZE = 1024 * 1024  # bytes, for any request body (RFC 7644 §3.7.4)
 MAX_BULK_OPERATIONS = 100  # operations in one POST /Bulk
 MAX_RESULTS = 200  # resources in one page of a list or search
 DEFAULT_PAGE_SIZE = 100  # when the client sends no `count`
+CURSOR_TIMEOUT = 3600  # seconds a cursor stays valid between pages (RFC 9865)
 # Not in the ServiceProviderConfig, which has no field for them; a request over
 # one is a 400 that names it (shared/limits.py).
 MAX_JSON_DEPTH = 32  # arrays and objects nested in a body; a Bulk PATCH needs 8
@@ -84,6 +86,16 @@ SERVICE_PROVIDER_CONFIG = ServiceProviderConfig(
     change_password=ChangePassword(supported=True),
     sort=Sort(supported=True),
     etag=ETag(supported=True),
+    # RFC 9865: cursors as well as startIndex, which stays the default so that
+    # clients written for RFC 7644 alone page as they always did (§2.4).
+    pagination=Pagination(
+        cursor=True,
+        index=True,
+        default_pagination_method=Pagination.DefaultPaginationMethod.index,
+        default_page_size=DEFAULT_PAGE_SIZE,
+        max_page_size=MAX_RESULTS,
+        cursor_timeout=CURSOR_TIMEOUT,
+    ),
     authentication_schemes=[
         AuthenticationScheme(
             type="oauthbearertoken",
@@ -120,6 +132,12 @@ USERS_ONLY = ScimProvider(
             "filter": Filter(supported=False),
             "sort": Sort(supported=False),
             "etag": ETag(supported=False),
+            "pagination": Pagination(
+                cursor=False,
+                index=True,
+                default_page_size=DEFAULT_PAGE_SIZE,
+                max_page_size=MAX_RESULTS,
+            ),
         }
     ),
     policy=POLICY,

@@ -74,4 +74,5 @@ _QUERY_PARAMETERS = (
     "sortOrder",
     "startIndex",
     "count",
+    "cursor",  # RFC 9865
 )

@@ -1,12 +1,18 @@
-"""Lists and searches: GET with a query string, POST /.search (RFC 7644 §3.4)."""
+"""Lists and searches: GET with a query string, POST /.search (RFC 7644 §3.4).
+
+Pages come two ways: by `startIndex` (RFC 7644 §3.4.2.4), the default, and by
+`cursor` (RFC 9865), a signed position in creation order (shared/cursors.py).
+"""
 
 from collections.abc import Mapping
 from typing import Any
 
 from scim2_models import Context
+from scim2_models import InvalidValueException
 from scim2_models import ListResponse
 from scim2_models import SearchRequest
 
+from shared import cursors
 from shared import discovery
 from shared import limits
 from shared import storage
@@ -67,8 +73,9 @@ def union_model(endpoints: list[ResourceEndpoint]) -> Any:
 def run_search(
     endpoints: list[ResourceEndpoint], search: SearchRequest, base_url: str
 ) -> ScimResponse:
-    count = discovery.DEFAULT_PAGE_SIZE if search.count is None else search.count
-    count = min(count, discovery.MAX_RESULTS)
+    if search.cursor is not None:  # even empty: the first page of a cursor walk
+        return run_cursor_search(endpoints, search, base_url)
+    count = page_size(search)
     # Far past the end is past the end: the cap keeps SQL's OFFSET a 64-bit int.
     start = min(search.start_index_0 or 0, MAX_START)
 
@@ -102,6 +109,22 @@ def run_search(
     listing = ListResponse[union_model(endpoints)](
         total_results=total, start_index=start + 1, items_per_page=len(page)
     )
+    return page_response(listing, page, search, base_url)
+
+
+def page_size(search: SearchRequest) -> int:
+    """`count`, DEFAULT_PAGE_SIZE without one, and never over MAX_RESULTS."""
+    count = discovery.DEFAULT_PAGE_SIZE if search.count is None else search.count
+    return min(count, discovery.MAX_RESULTS)
+
+
+def page_response(
+    listing: ListResponse,
+    page: list[tuple[ResourceEndpoint, dict[str, Any]]],
+    search: SearchRequest,
+    base_url: str,
+) -> ScimResponse:
+    """The ListResponse with the page's resources, as `attributes` asks."""
     if projects(search):
         listing.resources = [
             REPRESENTATIONS.resource(endpoint, record, base_url)
@@ -127,10 +150,15 @@ def search_kind(
     start: int,
     stop: int | None,
     base_url: str,
+    *,
+    past: int | None = None,
+    backwards: bool = False,
 ) -> tuple[int, list[dict[str, Any]]]:
     members = shows_members(search)
     if search.filter is None and search.sort_by is None:
-        return storage.list_records(endpoint.kind, start, stop, members)
+        return storage.list_records(
+            endpoint.kind, start, stop, members, past=past, backwards=backwards
+        )
     return storage.search_records(
         endpoint.kind,
         search,
@@ -138,7 +166,85 @@ def search_kind(
         stop,
         lambda record: REPRESENTATIONS.resource(endpoint, record, base_url),
         members,
+        past=past,
+        backwards=backwards,
     )
 
 
 # --8<-- [end:search]
+
+
+# --8<-- [start:cursor-search]
+def run_cursor_search(
+    endpoints: list[ResourceEndpoint], search: SearchRequest, base_url: str
+) -> ScimResponse:
+    """One page of a cursor walk (RFC 9865): the matches, in creation order.
+
+    Each resource type walked reads the records past the cursor's position (or
+    before it, going back) in one keyset query, one more than the page to tell
+    whether there is a page beyond; the types the walk has left behind are only
+    counted. A record added or deleted meanwhile moves no other, so a walk
+    meets every record that was there when it began exactly once.
+    """
+    if search.sort_by is not None:
+        # RFC 9865 §2.2: cursor pages "should" follow sortBy. A keyset on
+        # creation order cannot, and pages in another order than the one asked
+        # for would look right and be wrong: refused, plainly.
+        raise InvalidValueException(
+            detail="sortBy cannot be combined with cursor: cursor pages come in "
+            "creation order; page with startIndex to sort"
+        )
+    if search.start_index is not None:
+        raise InvalidValueException(
+            detail="startIndex and cursor are two ways of paging: send one"
+        )
+    count = page_size(search)
+    query = cursor_query(endpoints, search)
+    at = cursors.read(search.cursor, query, count) if search.cursor else None
+    backwards = at is not None and at.backwards
+
+    types = list(enumerate(endpoints))
+    total, found = 0, []
+    for index, endpoint in reversed(types) if backwards else types:
+        past, wanted = None, max(0, count + 1 - len(found))
+        if at is not None and index == at.type_index:
+            past = at.position
+        elif at is not None and (index > at.type_index) == backwards:
+            wanted = 0  # a type the walk has left behind: counted, not read
+        kind_total, records = search_kind(
+            endpoint, search, 0, wanted, base_url, past=past, backwards=backwards
+        )
+        total += kind_total
+        found += [(index, endpoint, record) for record in records]
+    beyond = len(found) > count  # more pages the way the walk goes
+    page = found[:count][::-1] if backwards else found[:count]
+
+    listing = ListResponse[union_model(endpoints)](
+        total_results=total, items_per_page=len(page)
+    )
+    # Going back, the next page is where the walk came from; going on, the
+    # previous one is, but for the first page (RFC 9865 §2). An empty page
+    # (count=0, or nothing left) ends the walk.
+    has_next = beyond or backwards
+    has_previous = beyond if backwards else at is not None
+    if page and has_next:
+        last_type, _, last = page[-1]
+        listing.next_cursor = cursors.issue(
+            cursors.Cursor(False, last_type, last["position"], count), query
+        )
+    if page and has_previous:
+        first_type, _, first = page[0]
+        listing.previous_cursor = cursors.issue(
+            cursors.Cursor(True, first_type, first["position"], count), query
+        )
+    page_of = [(endpoint, record) for _, endpoint, record in page]
+    return page_response(listing, page_of, search, base_url)
+
+
+def cursor_query(endpoints: list[ResourceEndpoint], search: SearchRequest) -> str:
+    """What a cursor is bound to: the resource types walked, and the filter."""
+    names = " ".join(endpoint.name for endpoint in endpoints)
+    return f"{names}\n{'' if search.filter is None else search.filter}"
+
+
+# --8<-- [end:cursor-search]

@@ -563,6 +563,12 @@ patch_bodies = st.fixed_dictionaries(
     }
 )
 attribute_lists = st.lists(attribute_names, max_size=4)
+# RFC 9865 cursors: empty (a first page), well formed but forged, or anything.
+cursor_values = st.one_of(
+    st.sampled_from(["", "garbage", "~", ".", "0" * 32 + "." + "0" * 32, "x" * 5_000]),
+    st.from_regex(r"[0-9a-f]{32}\.[0-9a-f]{32}", fullmatch=True),
+    st.text(max_size=70),
+)
 search_bodies = st.fixed_dictionaries(
     {"schemas": st.just([SEARCH_SCHEMA])},
     optional={
@@ -573,6 +579,7 @@ search_bodies = st.fixed_dictionaries(
         "sortOrder": st.sampled_from(["ascending", "descending", "DESCENDING", "up"]),
         "startIndex": st.integers(-5, 10) | st.integers(),
         "count": st.integers(-5, 300) | st.integers(),
+        "cursor": cursor_values,
     },
 )
 bulk_ids = mostly(
@@ -840,10 +847,12 @@ query_values = {
     "count": odd_numbers,
     "sortBy": attribute_names,
     "sortOrder": st.sampled_from(["ascending", "descending", "Descending", "", "up"]),
+    "cursor": cursor_values,
 }
 query_junk = st.sampled_from(
     ["", "&", "&&=", "=", "%", "%ZZ", "%FF%FE=%FE", "filter=%00", "count=%F0%9F%98%80"]
     + ["a[]=1", "filter", ";", "startIndex=1&startIndex=-5", "filter=&filter=x"]
+    + ["cursor", "cursor=&cursor=x", "cursor=%C3%A9", "cursor=&startIndex=2"]
 )
 
 
