@@ -88,7 +88,8 @@ def test_a_group_rename_that_lost_the_race_is_redone(monkeypatch):
             if storage.get_record(storage.USER, alice["id"])["groups"]:
                 real_update(group_id, None, [], [alice["id"]])
             else:
-                real_update(group_id, None, [{"value": alice["id"], "type": "User"}], [])
+                alice_joins = [{"value": alice["id"], "type": "User"}]
+                real_update(group_id, None, alice_joins, [])
         return real_update(group_id, fields, add, remove, expected_version)
 
     monkeypatch.setattr(storage, "update_group", update_after_a_rival)
