@@ -27,6 +27,8 @@ class ResourceEndpoint:
     model: Any
     to_scim: Callable[[dict[str, Any], str], Any]
     from_scim: Callable[[Any], dict[str, Any]]
+    # The JSON of the resource `to_scim` builds, without building it.
+    dump: Callable[[dict[str, Any], str], dict[str, Any]]
 
 
 ENDPOINTS = {
@@ -36,6 +38,7 @@ ENDPOINTS = {
         UserResource,
         mapping.to_scim_user,
         mapping.from_scim_user,
+        mapping.dump_user,
     ),
     "Groups": ResourceEndpoint(
         "Groups",
@@ -43,6 +46,7 @@ ENDPOINTS = {
         Group,
         mapping.to_scim_group,
         mapping.from_scim_group,
+        mapping.dump_group,
     ),
 }
 

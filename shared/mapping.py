@@ -9,14 +9,18 @@ so that nothing a client sends is lost. The storage owns `id`, `version`,
 """
 
 import base64
-import copy
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
+from inspect import isclass
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+from scim2_models import BaseModel
 from scim2_models import Group
-from scim2_models import Meta
+from scim2_models import Resource
+from scim2_models import Returned
 
 from shared.discovery import UserResource
 
@@ -49,14 +53,14 @@ def check_password(password: str, hashed: str) -> bool:
 
 
 # --8<-- [start:helpers]
-def _meta(record: dict[str, Any], resource_type: str, location: str) -> Meta:
-    return Meta(
-        resource_type=resource_type,
-        created=record["created"],
-        last_modified=record["last_modified"],
-        location=location,
-        version=make_etag(record),
-    )
+def _meta(record: dict[str, Any], resource_type: str, location: str) -> dict[str, Any]:
+    return {
+        "resourceType": resource_type,
+        "created": record["created"],
+        "lastModified": record["last_modified"],
+        "location": location,
+        "version": make_etag(record),
+    }
 
 
 def _payload(resource: Any) -> dict[str, Any]:
@@ -80,42 +84,54 @@ def _pop_sub(payload: dict[str, Any], attribute: str, sub: str) -> Any:
 
 
 # --8<-- [start:to-scim-user]
-def to_scim_user(record: dict[str, Any], base_url: str) -> UserResource:
-    """Build the SCIM User a client sees from an application record."""
-    payload = copy.deepcopy(record["extra"])
-    payload.update(
-        id=record["id"],
-        userName=record["user_name"],
-        externalId=record["external_id"],
-        displayName=record["display_name"],
-        active=record["active"],
-        title=record["title"],
-        emails=record["emails"] or None,
-        phoneNumbers=record["phone_numbers"] or None,
-    )
-    name = payload.setdefault("name", {})
-    name.update(givenName=record["given_name"], familyName=record["family_name"])
-    enterprise = payload.setdefault(ENTERPRISE, {})
-    enterprise.update(
-        department=record["department"], employeeNumber=record["employee_number"]
-    )
+def user_json(record: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """The SCIM User a client sees of an application record, as JSON data."""
+    extra = record["extra"]
+    enterprise = {
+        **extra.get(ENTERPRISE, {}),
+        "department": record["department"],
+        "employeeNumber": record["employee_number"],
+    }
     if record["manager_id"]:
         enterprise["manager"] = {
             "value": record["manager_id"],
             "$ref": f"{base_url}/Users/{record['manager_id']}",
         }
-    payload["groups"] = [
+    if all(value is None for value in enterprise.values()):
+        enterprise = None  # no enterprise data: no extension, a lighter resource
+    groups = [
         {
             "value": group["value"],
             "$ref": f"{base_url}/Groups/{group['value']}",
             "display": group["display"],
             "type": "direct",
         }
-        for group in record.get("groups", [])
-    ] or None
-    user = UserResource.model_validate(payload)
-    user.meta = _meta(record, "User", f"{base_url}/Users/{record['id']}")
-    return user
+        for group in record.get("groups", ())
+    ]
+    return {
+        **extra,
+        "id": record["id"],
+        "meta": _meta(record, "User", f"{base_url}/Users/{record['id']}"),
+        "userName": record["user_name"],
+        "externalId": record["external_id"],
+        "displayName": record["display_name"],
+        "name": {
+            **extra.get("name", {}),
+            "givenName": record["given_name"],
+            "familyName": record["family_name"],
+        },
+        "active": record["active"],
+        "title": record["title"],
+        "emails": record["emails"] or None,
+        "phoneNumbers": record["phone_numbers"] or None,
+        "groups": groups or None,
+        ENTERPRISE: enterprise,
+    }
+
+
+def to_scim_user(record: dict[str, Any], base_url: str) -> UserResource:
+    """Build the SCIM User a client sees from an application record."""
+    return UserResource.model_validate(user_json(record, base_url))
 
 
 # --8<-- [end:to-scim-user]
@@ -149,34 +165,113 @@ def from_scim_user(user: UserResource) -> dict[str, Any]:
 
 
 # --8<-- [start:to-scim-group]
-def to_scim_group(record: dict[str, Any], base_url: str) -> Group:
-    """Build the SCIM Group a client sees from an application record.
+def group_json(record: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """The SCIM Group a client sees of an application record, as JSON data.
 
     A record read with `members=False` has no `members`: the group is built
     without them, for an answer that does not show them.
     """
-    payload = copy.deepcopy(record["extra"])
-    payload.update(
-        id=record["id"],
-        displayName=record["display_name"],
-        externalId=record["external_id"],
-        members=[
-            {
-                "value": member["value"],
-                "$ref": f"{base_url}/{member['type']}s/{member['value']}",
-                "type": member["type"],
-                "display": member.get("display"),
-            }
-            for member in record.get("members", [])
-        ]
-        or None,
-    )
-    group = Group.model_validate(payload)
-    group.meta = _meta(record, "Group", f"{base_url}/Groups/{record['id']}")
-    return group
+    members = [
+        {
+            "value": member["value"],
+            "$ref": f"{base_url}/{member['type']}s/{member['value']}",
+            "type": member["type"],
+            "display": member.get("display"),
+        }
+        for member in record.get("members", ())
+    ]
+    return {
+        **record["extra"],
+        "id": record["id"],
+        "meta": _meta(record, "Group", f"{base_url}/Groups/{record['id']}"),
+        "displayName": record["display_name"],
+        "externalId": record["external_id"],
+        "members": members or None,
+    }
+
+
+def to_scim_group(record: dict[str, Any], base_url: str) -> Group:
+    """Build the SCIM Group a client sees from an application record."""
+    return Group.model_validate(group_json(record, base_url))
 
 
 # --8<-- [end:to-scim-group]
+
+
+# --8<-- [start:serializer]
+class ResponseSerializer:
+    """The JSON scim2-models dumps for a resource of `model`, straight from its data.
+
+    `serializer.dump(user_json(record, base_url))` is what
+    `to_scim_user(record, base_url).model_dump(scim_ctx=...)` answers with no
+    `attributes` asked, in any response context, key order included
+    (tests/test_serialization.py checks it). The values of a record were
+    validated on their way in, so validating them again on the way out, and
+    walking the resource to dump it, would only cost time: what the dump adds
+    is its shape, which this reads off the model once.
+    """
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        is_resource = issubclass(model, Resource)
+        self.schema = str(model.__schema__) if is_resource else None
+        # Listed in `schemas` when the resource carries them (RFC 7643 §3).
+        self.extensions = (
+            [str(urn) for urn in model.get_extension_models()] if is_resource else []
+        )
+        self.fields = []  # (key, serializer of a complex value or None, multi-valued)
+        for name, field in model.model_fields.items():
+            returned = model.get_field_annotation(name, Returned)
+            # `schemas` is built below; an extension's own is not dumped.
+            # `never` (password) and `request` are left out when no
+            # `attributes` are asked (RFC 7643 §7).
+            if name == "schemas" or returned in (Returned.never, Returned.request):
+                continue
+            root = model.get_field_root_type(name)
+            complex_value = isclass(root) and issubclass(root, BaseModel)
+            self.fields.append(
+                (
+                    str(field.serialization_alias or name),
+                    ResponseSerializer(root) if complex_value else None,
+                    model.get_field_multiplicity(name),
+                )
+            )
+
+    def dump(self, data: dict[str, Any]) -> dict[str, Any]:
+        """`data` (JSON keyed as SCIM spells it) as scim2-models would dump it."""
+        dumped: dict[str, Any] = {"schemas": None} if self.schema else {}
+        for key, nested, multiple in self.fields:  # in the model's order
+            value = data.get(key)
+            if value is None:
+                continue
+            if nested is not None and multiple:
+                value = [item for item in map(nested.dump, value) if item]
+            elif nested is not None:
+                value = nested.dump(value)
+            elif isinstance(value, datetime):
+                value = to_jsonable_python(value)  # pydantic's form, "...Z"
+            if value != [] and value != {}:  # unassigned (RFC 7643 §2.5)
+                dumped[key] = value
+        if self.schema:
+            present = [urn for urn in self.extensions if urn in dumped]
+            dumped["schemas"] = [self.schema, *present]
+        return dumped
+
+
+USER_SERIALIZER = ResponseSerializer(UserResource)
+GROUP_SERIALIZER = ResponseSerializer(Group)
+
+
+def dump_user(record: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """The JSON of the User `to_scim_user` builds, without building it."""
+    return USER_SERIALIZER.dump(user_json(record, base_url))
+
+
+def dump_group(record: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """The JSON of the Group `to_scim_group` builds, without building it."""
+    return GROUP_SERIALIZER.dump(group_json(record, base_url))
+
+
+# --8<-- [end:serializer]
 
 
 # --8<-- [start:from-scim-group]
