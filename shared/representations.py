@@ -1,5 +1,6 @@
-"""SCIM resources built from records, and the JSON a response carries."""
+"""What a record looks like on the wire, and as a SCIM resource, kept while it holds."""
 
+import json
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -18,72 +19,84 @@ from shared.responses import ScimResponse
 
 # --8<-- [start:representations]
 class Representations:
-    """SCIM resources built from records, reused while the record's version holds.
+    """Records as JSON and as SCIM resources, reused while their version holds.
+
+    A read, a write and a page answer every attribute of a record: its JSON
+    comes from the endpoint's serializer (`dump`), without building a
+    resource, and is kept encoded, about 600 bytes a user. A resource (6 KB a
+    user, and the slowest thing to build) is built, and kept, only for what
+    needs one: a filter scan in memory, a sort, `attributes`, a PATCH.
 
     The version is the ETag: it changes whenever the representation would,
     member names included, but for the group names a user's `groups` shows
     (a renamed group does not bump each of its members): those are compared
-    too, so a cached resource is never stale. Reads and scans then skip
-    validating and dumping the same record again and again. Each process
-    keeps its own; bounded, least recently used first out.
+    too, so nothing kept is ever stale. Each process keeps its own; each kind
+    of entry is bounded, least recently used first out.
     """
 
     def __init__(self, size: int = 200_000) -> None:
         self._size = size
-        self._entries: OrderedDict[tuple[str, str], tuple] = OrderedDict()
+        self._contents: OrderedDict[tuple, tuple] = OrderedDict()
+        self._resources: OrderedDict[tuple, tuple] = OrderedDict()
         self._lock = threading.Lock()
 
-    def resource(
+    def content(
         self, endpoint: ResourceEndpoint, record: dict[str, Any], base_url: str
-    ) -> Any:
-        """The resource for a record: treat it as read-only, it is shared."""
-        return self._entry(endpoint, record, base_url)[0]
-
-    def editable(
-        self, endpoint: ResourceEndpoint, record: dict[str, Any], base_url: str
-    ) -> Any:
-        """A resource of the caller's own to change: copying one is half the
-        price of building it again."""
-        with self._lock:
-            entry = self._entries.get(_key(endpoint, record))
-        if entry is not None and entry[:2] == (_stamp(record), base_url):
-            return entry[2].model_copy(deep=True)
-        return endpoint.to_scim(record, base_url)
+    ) -> bytes:
+        """The JSON bytes a read answers for a record (no attributes asked)."""
+        content = self._get(self._contents, endpoint, record, base_url)
+        if content is None:
+            content = json.dumps(endpoint.dump(record, base_url)).encode()
+            self._put(self._contents, endpoint, record, base_url, content)
+        return content
 
     def dump(
         self, endpoint: ResourceEndpoint, record: dict[str, Any], base_url: str
     ) -> dict[str, Any]:
         """The full JSON a read answers for a record (no attributes asked)."""
-        resource, dumped = self._entry(endpoint, record, base_url)
-        if dumped is None:
-            dumped = resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-            self._store(endpoint, record, base_url, resource, dumped)
-        return dumped
+        return json.loads(self.content(endpoint, record, base_url))
+
+    def resource(
+        self, endpoint: ResourceEndpoint, record: dict[str, Any], base_url: str
+    ) -> Any:
+        """The resource for a record: treat it as read-only, it is shared."""
+        resource = self._get(self._resources, endpoint, record, base_url)
+        if resource is None:
+            resource = endpoint.to_scim(record, base_url)
+            self._put(self._resources, endpoint, record, base_url, resource)
+        return resource
+
+    def editable(
+        self, endpoint: ResourceEndpoint, record: dict[str, Any], base_url: str
+    ) -> Any:
+        """A resource of the caller's own to change: copying one is cheaper
+        than building it again."""
+        resource = self._get(self._resources, endpoint, record, base_url)
+        if resource is not None:
+            return resource.model_copy(deep=True)
+        return endpoint.to_scim(record, base_url)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._contents.clear()
+            self._resources.clear()
 
-    def _entry(
-        self, endpoint: ResourceEndpoint, record: dict[str, Any], base_url: str
-    ) -> tuple[Any, dict[str, Any] | None]:
+    def _get(self, entries, endpoint, record, base_url) -> Any:  # noqa: ANN001
         key = _key(endpoint, record)
         with self._lock:
-            entry = self._entries.get(key)
+            entry = entries.get(key)
             if entry is not None and entry[:2] == (_stamp(record), base_url):
-                self._entries.move_to_end(key)
-                return entry[2], entry[3]
-        resource = endpoint.to_scim(record, base_url)
-        self._store(endpoint, record, base_url, resource, None)
-        return resource, None
+                entries.move_to_end(key)
+                return entry[2]
+        return None
 
-    def _store(self, endpoint, record, base_url, resource, dumped) -> None:  # noqa: ANN001
+    def _put(self, entries, endpoint, record, base_url, value) -> None:  # noqa: ANN001
         key = _key(endpoint, record)
         with self._lock:
-            self._entries[key] = (_stamp(record), base_url, resource, dumped)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+            entries[key] = (_stamp(record), base_url, value)
+            entries.move_to_end(key)
+            while len(entries) > self._size:
+                entries.popitem(last=False)
 
 
 def _key(endpoint: ResourceEndpoint, record: dict[str, Any]) -> tuple:
@@ -92,9 +105,9 @@ def _key(endpoint: ResourceEndpoint, record: dict[str, Any]) -> tuple:
 
 
 def _stamp(record: dict[str, Any]) -> tuple:
-    """What a cached resource must have been built from: version and group names."""
-    labels = tuple(group["display"] for group in record.get("groups", ()))
-    return (record["version"], labels)
+    """What a kept entry must have been built from: version and group names."""
+    groups = record.get("groups")
+    return (record["version"], tuple([group["display"] for group in groups or ()]))
 
 
 REPRESENTATIONS = Representations()
@@ -116,9 +129,8 @@ def resource_response(
     if not projects(params):
         # A whole resource dumps alike in every response context (a test checks
         # it), so the JSON kept for reads also answers creations and updates.
-        return ScimResponse(
-            status, REPRESENTATIONS.dump(endpoint, record, base_url), headers
-        )
+        content = REPRESENTATIONS.content(endpoint, record, base_url)
+        return ScimResponse(status, headers=headers, content=content)
     resource = REPRESENTATIONS.resource(endpoint, record, base_url)
     body = resource.model_dump(scim_ctx=ctx, response_parameters=params)
     return ScimResponse(status, body, headers)

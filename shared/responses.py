@@ -7,9 +7,8 @@ the discovery endpoints) take what an integration reads off an HTTP request
 `error_response` turns any exception into the SCIM Error a client must see.
 """
 
+import json
 import logging
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,13 +21,46 @@ logger = logging.getLogger(__name__)
 SCIM_CONTENT_TYPE = "application/scim+json"
 
 
-@dataclass
+# --8<-- [start:scim-response]
 class ScimResponse:
-    """What the integration sends back: status, JSON body (or None) and headers."""
+    """What the integration sends back: status, JSON body (or None) and headers.
 
-    status: int
-    body: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    The body comes as JSON data (`body`) or already encoded (`content`, the
+    bytes a representation cache keeps): each is derived from the other when
+    asked for, so an integration sends `content` as is, and Bulk reads `body`.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        content: bytes | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = {} if headers is None else headers
+        self._body = body
+        self._content = content
+
+    @property
+    def body(self) -> dict[str, Any] | None:
+        if self._body is None and self._content is not None:
+            self._body = json.loads(self._content)
+        return self._body
+
+    @property
+    def content(self) -> bytes | None:
+        """The body as the JSON bytes sent on the wire, or None (204, 304)."""
+        if self._content is None and self._body is not None:
+            self._content = json.dumps(self._body).encode()
+        return self._content
+
+    def __repr__(self) -> str:
+        return f"ScimResponse({self.status}, {self.body!r}, {self.headers!r})"
+
+
+# --8<-- [end:scim-response]
 
 
 # --8<-- [start:errors]

@@ -7,7 +7,6 @@ FRAMEWORK=django`.
 """
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -38,12 +37,12 @@ View = Callable[..., ScimResponse]
 # --8<-- [start:response]
 def to_response(result: ScimResponse) -> HttpResponse:
     """A Django response carrying a SCIM result as application/scim+json."""
-    if result.body is None:  # 204 and 304 carry no body, so no Content-Type
+    if result.content is None:  # 204 and 304 carry no body, so no Content-Type
         response = HttpResponse(status=result.status)
         del response["Content-Type"]
     else:
         response = HttpResponse(
-            json.dumps(result.body),
+            result.content,  # JSON bytes, often kept from an earlier answer
             status=result.status,
             content_type=responses.SCIM_CONTENT_TYPE,
         )

@@ -8,7 +8,6 @@ routes and exception handlers: the host's stay as they were. Serve it alone
 with `make serve FRAMEWORK=fastapi`.
 """
 
-import json
 from typing import Annotated
 from typing import Any
 
@@ -57,10 +56,10 @@ RESOURCES = "{endpoint:resource}"
 # --8<-- [start:response]
 def to_response(result: ScimResponse) -> Response:
     """A FastAPI response carrying a SCIM result as application/scim+json."""
-    if result.body is None:  # 204 and 304 carry no body, so no Content-Type
+    if result.content is None:  # 204 and 304 carry no body, so no Content-Type
         return Response(status_code=result.status, headers=result.headers)
     return Response(
-        json.dumps(result.body),
+        result.content,  # JSON bytes, often kept from an earlier answer
         status_code=result.status,
         headers=result.headers,
         media_type=responses.SCIM_CONTENT_TYPE,

@@ -8,7 +8,6 @@ prefix: the host's routes, error handlers and config stay as they were. Serve
 it alone with `make serve FRAMEWORK=flask`.
 """
 
-import json
 import os
 
 from flask import Blueprint
@@ -45,12 +44,12 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # --8<-- [start:response]
 def to_response(result: ScimResponse) -> Response:
     """A Flask response carrying a SCIM result as application/scim+json."""
-    if result.body is None:  # 204 and 304 carry no body, so no Content-Type
+    if result.content is None:  # 204 and 304 carry no body, so no Content-Type
         response = Response(status=result.status, headers=result.headers)
         del response.headers["Content-Type"]
         return response
     return Response(
-        json.dumps(result.body),
+        result.content,  # JSON bytes, often kept from an earlier answer
         status=result.status,
         headers=result.headers,
         content_type=responses.SCIM_CONTENT_TYPE,
