@@ -23,9 +23,10 @@ class Representations:
 
     A read, a write and a page answer every attribute of a record: its JSON
     comes from the endpoint's serializer (`dump`), without building a
-    resource, and is kept encoded, about 600 bytes a user. A resource (6 KB a
-    user, and the slowest thing to build) is built, and kept, only for what
-    needs one: a filter scan in memory, a sort, `attributes`, a PATCH.
+    resource, and is kept encoded, about 600 bytes a user. A resource, 5 KB
+    and the slowest thing to build, is built only for what needs one: a PATCH
+    changes a copy of its own; `attributes`, a filter scanned in memory and a
+    sort read one, kept for the next time.
 
     The version is the ETag: it changes whenever the representation would,
     member names included, but for the group names a user's `groups` shows
@@ -82,13 +83,13 @@ class Representations:
             self._resources.clear()
 
     def _get(self, entries, endpoint, record, base_url) -> Any:  # noqa: ANN001
-        key = _key(endpoint, record)
+        key, stamp = _key(endpoint, record), _stamp(record)
         with self._lock:
             entry = entries.get(key)
-            if entry is not None and entry[:2] == (_stamp(record), base_url):
-                entries.move_to_end(key)
-                return entry[2]
-        return None
+            if entry is None or entry[0] != stamp or entry[1] != base_url:
+                return None
+            entries.move_to_end(key)
+            return entry[2]
 
     def _put(self, entries, endpoint, record, base_url, value) -> None:  # noqa: ANN001
         key = _key(endpoint, record)

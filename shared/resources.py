@@ -159,10 +159,11 @@ def patch_resource(
         record = patch_group(endpoint, resource_id, changes, base_url, if_match)
     else:
         record = update_record(endpoint, resource_id, if_match, apply_patch)
-    if endpoint.kind == storage.GROUP and not projects(params):
-        return ScimResponse(204, None, {"ETag": mapping.make_etag(record)})
-    if "members" not in record and shows_members(params):
-        record = get_existing(endpoint, resource_id)
+    if endpoint.kind == storage.GROUP:
+        if not projects(params):
+            return ScimResponse(204, None, {"ETag": mapping.make_etag(record)})
+        if "members" not in record and shows_members(params):
+            record = get_existing(endpoint, resource_id)  # written without them
     return resource_response(
         endpoint, record, base_url, Context.RESOURCE_PATCH_RESPONSE, params
     )
