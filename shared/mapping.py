@@ -238,6 +238,7 @@ class ResponseSerializer:
 
     def dump(self, data: dict[str, Any]) -> dict[str, Any]:
         """`data` (JSON keyed as SCIM spells it) as scim2-models would dump it."""
+        # `schemas` comes first, as the model declares it; its value, last.
         dumped: dict[str, Any] = {"schemas": None} if self.schema else {}
         for key, nested, multiple in self.fields:  # in the model's order
             value = data.get(key)
