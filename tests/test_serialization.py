@@ -45,7 +45,7 @@ CONTEXTS = (
 )
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 EXAMPLES = settings(
-    max_examples=50,
+    max_examples=30,
     derandomize=True,  # the same examples on every run of `make test`
     database=None,
     deadline=None,
