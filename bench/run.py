@@ -1,12 +1,13 @@
 """`make bench`: requests per second of each integration, the peer, and a bare app.
 
-Every server runs alone on loopback, one after another, under the server class
-`make serve` uses (gunicorn with threads, or uvicorn), without access log for
-all of them alike (`ACCESS_LOG=0`). One keep-alive client measures each
-operation in three rounds of a fixed time, the best round counting, at 1,000
-users and then at 100,000 (seeded through /Bulk). The ratios compare numbers
-taken in this one run, which is the only comparison that means something on a
-shared machine.
+The four servers run side by side on loopback, under the server class `make
+serve` uses (gunicorn with threads, or uvicorn), without access log for all of
+them alike (`ACCESS_LOG=0`). They are seeded to 1,000 users, then to 100,000
+(through /Bulk), and at each size one keep-alive client per server measures
+each operation in five rounds of a fixed time, the servers taking turns within
+each round; each server's best round counts. The ratios compare numbers taken
+in this one run, in the same moments, which is the only comparison that means
+something on a shared machine.
 
 Then the large-group scenario of `bench/groups.py`: the cost of one membership
 change in a group of 10 members and in one of 100,000, in memory and on SQLite.
@@ -50,7 +51,7 @@ LABELS = {
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
-ROUNDS = 3  # per operation; the best counts
+ROUNDS = 5  # per operation and server, taking turns; the best counts
 
 
 def free_port() -> int:
@@ -129,8 +130,15 @@ class Client:
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         payload = json.dumps(body).encode() if body is not None else None
-        self.connection.request(method, self.prefix + path, payload, self.headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request(method, self.prefix + path, payload, self.headers)
+            response = self.connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closed the connection while it sat idle (gunicorn
+            # keeps one open 2 s), before it read this request: send it again.
+            self.connection.close()
+            self.connection.request(method, self.prefix + path, payload, self.headers)
+            response = self.connection.getresponse()
         data = response.read()
         return response.status, json.loads(data) if data else None
 
@@ -225,63 +233,118 @@ def requests(
             raise ValueError(f"unknown operation {operation!r}")
 
 
-def measure(
-    client: Client,
-    operation: str,
-    ids: list[str],
-    size: int,
-    seconds: float,
-    rounds: int = ROUNDS,
-) -> float:
-    """Requests per second of one operation: the best of `rounds` runs of `seconds`.
+class Stream:
+    """One server's requests of one operation, kept from round to round.
 
-    Each round sends at least 3 requests. The best round counts, as timeit
-    does: a pause the server did not cause (another process on the machine),
-    or a full garbage collection set off by seeding 100,000 users just before,
-    would otherwise decide a 1.5-second window on its own.
+    Kept, so that the users POST creates are new in every round too.
     """
-    sent = requests(operation, ids, size, itertools.count(10_000_001 + 100 * size))
 
-    def request() -> None:
-        status, body = client.call(*next(sent))
-        assert CHECKS[operation](status, body), (operation, status, body)
+    def __init__(self, client: Client, operation: str, ids: list[str], size: int):
+        self.client, self.operation = client, operation
+        self.sent = requests(
+            operation, ids, size, itertools.count(10_000_001 + 100 * size)
+        )
 
-    request()  # warm up the connection and the code path
-    best = 0.0
-    for _ in range(rounds):
+    def call(self) -> None:
+        status, body = self.client.call(*next(self.sent))
+        assert CHECKS[self.operation](status, body), (self.operation, status, body)
+
+    def round(self, seconds: float) -> float:
+        """Requests per second over `seconds` (and 3 requests at least)."""
+        self.call()  # untimed: reopens the connection if it was idle too long
         done, started = 0, time.perf_counter()
         while True:
-            request()
+            self.call()
             done += 1
             elapsed = time.perf_counter() - started
             if elapsed >= seconds and done >= 3:
-                break
-        best = max(best, done / elapsed)
+                return done / elapsed
+
+
+def race(
+    streams: dict[str, Stream], seconds: float, rounds: int = ROUNDS
+) -> dict[str, float]:
+    """Each server's best rate of `rounds`, the servers taking turns in each round.
+
+    Taking turns exposes every server to the same noise: a machine that gets
+    busier halfway through the run slows one round of each, not all the
+    rounds of the servers measured last. The best round counts, as timeit
+    does: a pause the server did not cause would otherwise decide a window on
+    its own. The order rotates from round to round, so no server always
+    follows the same one.
+    """
+    for stream in streams.values():
+        stream.call()  # warm up the connection and the code path
+    names, best = list(streams), dict.fromkeys(streams, 0.0)
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            best[name] = max(best[name], streams[name].round(seconds))
     return best
 
 
-def bench_scim_server(name, command, env, prefix, sizes, seconds, out) -> dict:
-    port = free_port()
-    command = [part.replace("{port}", str(port)) for part in command]
-    server = Server(name, command, env, out / f"{name}.log")
+Command = Callable[[int], list[str]]  # the command line serving on a port
+Commands = dict[str, tuple[Command, dict, str]]  # name: command, env, URL prefix
+
+
+def on_port(template: list[str]) -> Command:
+    """A command line whose `{port}` is filled in."""
+    return lambda port: [part.replace("{port}", str(port)) for part in template]
+
+
+def start_servers(
+    commands: Commands, out: Path
+) -> tuple[dict[str, Server], dict[str, Client]]:
+    """Start every server at once, each on a port of its own."""
+    servers: dict[str, Server] = {}
+    clients: dict[str, Client] = {}
     try:
-        server.wait_for(port)
-        client = Client(port, prefix)
-        _, config = client.call("GET", "/ServiceProviderConfig")
-        batch = min(100, config["bulk"]["maxOperations"])
-        results: dict[str, Any] = {"rates": {}, "rss_mb": {}}
-        ids: list[str] = []
+        for name, (command, env, prefix) in commands.items():
+            port = free_port()
+            servers[name] = Server(name, command(port), env, out / f"{name}.log")
+            servers[name].wait_for(port)
+            clients[name] = Client(port, prefix)
+    except BaseException:
+        for server in servers.values():
+            server.stop()
+        raise
+    return servers, clients
+
+
+def bench_scim_servers(
+    commands: Commands,
+    sizes: list[int],
+    seconds: float,
+    out: Path,
+) -> dict[str, dict[str, Any]]:
+    """Every SCIM server up at once: seed each to a size, then race them."""
+    results: dict[str, Any] = {name: {"rates": {}, "rss_mb": {}} for name in commands}
+    servers, clients = start_servers(commands, out)
+    try:
+        ids: dict[str, list[str]] = {name: [] for name in commands}
         for size in sizes:
-            print(f"  {name}: seeding {size} users", flush=True)
-            ids += seed(client.call, len(ids), size, batch)
-            results["rss_mb"][size] = server.rss_mb()
+            for name, client in clients.items():
+                print(f"  {name}: seeding {size} users", flush=True)
+                _, config = client.call("GET", "/ServiceProviderConfig")
+                batch = min(100, config["bulk"]["maxOperations"])
+                ids[name] += seed(client.call, len(ids[name]), size, batch)
+                results[name]["rss_mb"][size] = servers[name].rss_mb()
             for operation in OPERATIONS:
-                rate = measure(client, operation, ids, size, seconds)
-                results["rates"][f"{operation}@{size}"] = rate
-                print(f"  {name}: {operation}@{size}: {rate:.0f}/s", flush=True)
+                streams = {
+                    name: Stream(client, operation, ids[name], size)
+                    for name, client in clients.items()
+                }
+                rates = race(streams, seconds)
+                for name, rate in rates.items():
+                    results[name]["rates"][f"{operation}@{size}"] = rate
+                cells = ", ".join(
+                    f"{name} {rate:.0f}/s" for name, rate in rates.items()
+                )
+                print(f"  {operation}@{size}: {cells}", flush=True)
         return results
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
 
 
 def make_serve_command(framework: str) -> list[str]:
@@ -304,17 +367,28 @@ def peer_command() -> list[str]:
     return [part.replace("127.0.0.1:0", "127.0.0.1:{port}") for part in command]
 
 
-def bench_bare(framework, env, seconds, out) -> float:
-    port = free_port()
-    target = "bench.apps:app"
-    command = server_command(framework, "127.0.0.1", port, 1, target, access_log=False)
-    server = Server(f"{framework}-bare", command, {**env, "BENCH_APP": framework},
-                    out / f"{framework}-bare.log")  # fmt: skip
+def bench_bare(env: dict, seconds: float, out: Path) -> dict[str, float]:
+    """The ceiling of each framework: a bare JSON endpoint, raced like the rest."""
+
+    def bare(framework: str) -> Command:
+        return lambda port: server_command(
+            framework, "127.0.0.1", port, 1, "bench.apps:app", access_log=False
+        )
+
+    commands: Commands = {
+        f"{framework}-bare": (bare(framework), {**env, "BENCH_APP": framework}, "")
+        for framework in FRAMEWORKS
+    }
+    servers, clients = start_servers(commands, out)
     try:
-        server.wait_for(port)
-        return measure(Client(port, ""), "bare", [], 0, seconds)
+        streams = {
+            name.removesuffix("-bare"): Stream(client, "bare", [], 0)
+            for name, client in clients.items()
+        }
+        return race(streams, seconds)
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
 
 
 def report(results: dict, sizes: list[int]) -> tuple[str, list[str]]:
@@ -424,28 +498,16 @@ def run_users(env: dict, sizes: list[int], seconds: float, out: Path) -> list[st
 
     Returns the targets missed.
     """
-    results: dict[str, Any] = {}
-    for framework in FRAMEWORKS:
-        print(f"{framework}: make serve", flush=True)
-        results[framework] = bench_scim_server(
-            framework,
-            make_serve_command(framework),
-            env,
-            "/scim/v2",
-            sizes,
-            seconds,
-            out,
-        )
-        results[framework]["ceiling"] = bench_bare(framework, env, seconds, out)
-        print(
-            f"  {framework}: bare endpoint: {results[framework]['ceiling']:.0f}/s",
-            flush=True,
-        )
-    print("peer: scim2-server under gunicorn", flush=True)
-    peer_env = {**env, "BENCH_APP": "peer"}
-    results["peer"] = bench_scim_server(
-        "peer", peer_command(), peer_env, "/v2", sizes, seconds, out
-    )
+    commands: Commands = {
+        framework: (on_port(make_serve_command(framework)), env, "/scim/v2")
+        for framework in FRAMEWORKS
+    }
+    commands["peer"] = (on_port(peer_command()), {**env, "BENCH_APP": "peer"}, "/v2")
+    print("flask, fastapi, django (make serve) and scim2-server under gunicorn")
+    results = bench_scim_servers(commands, sizes, seconds, out)
+    for framework, ceiling in bench_bare(env, seconds, out).items():
+        results[framework]["ceiling"] = ceiling
+        print(f"  {framework}: bare endpoint: {ceiling:.0f}/s", flush=True)
 
     table, missed = report(results, sizes)
     print()
