@@ -2,12 +2,12 @@
 
 import os
 
-from scim2_models import Email
 from scim2_models import Group
 from scim2_models import Name
 
 from shared import mapping
 from shared import storage
+from shared.discovery import DirectoryEmail
 from shared.discovery import UserResource
 
 DEMO_USERS = [
@@ -27,7 +27,7 @@ def load_demo_data() -> None:
                 user_name=user_name,
                 display_name=f"{given_name} {family_name}",
                 name=Name(given_name=given_name, family_name=family_name),
-                emails=[Email(value=f"{user_name}@example.com", primary=True)],
+                emails=[DirectoryEmail(value=f"{user_name}@example.com", primary=True)],
                 active=True,
             )
             record = storage.save_record(storage.USER, mapping.from_scim_user(user))

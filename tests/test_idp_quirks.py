@@ -1,6 +1,9 @@
 """What Microsoft Entra ID and Okta really send, accepted as they send it."""
 
+import pytest
 from conftest import ENTERPRISE
+from conftest import USER_SCHEMA
+from conftest import assert_error
 from conftest import create_group
 from conftest import create_user
 from conftest import patch_body
@@ -147,3 +150,39 @@ def test_okta_group_push_adds_members_without_type(client):
     assert reply.status == 204
     [member] = client.get(f"/Groups/{group['id']}").json["members"]
     assert (member["type"], member["display"]) == ("User", "alice@example.com")
+
+
+@pytest.mark.parametrize(
+    "address",
+    # A directory's own addresses: a special-use domain of a network that
+    # never went public, a test domain, a domain without a dot. pydantic's
+    # EmailStr refuses all three, though each has RFC 5321's syntax.
+    ["jdoe@corp.local", "qa.bot@example.test", "admin@contoso", "Ann.Lee@Example.COM"],
+)
+def test_directory_email_addresses_are_kept_as_sent(client, address):
+    user = create_user(
+        client, "jdoe", emails=[{"value": address, "type": "work", "primary": True}]
+    )
+    assert user["emails"][0]["value"] == address
+    reply = client.patch(
+        f"/Users/{user['id']}",
+        patch_body({"op": "replace", "path": 'emails[type eq "work"].value',
+                    "value": address.upper()}),
+    )  # fmt: skip
+    assert reply.status == 200, reply.json
+    assert reply.json["emails"][0]["value"] == address.upper()
+    found = client.get("/Users", params={"filter": f'emails.value eq "{address}"'})
+    assert [found_user["id"] for found_user in found.json["Resources"]] == [user["id"]]
+
+
+@pytest.mark.parametrize(
+    "address", ["jdoe", "jdoe@", "@corp.local", "j doe@corp.local", "a@b@c"]
+)
+def test_a_value_that_is_not_an_address_is_refused(client, address):
+    reply = client.post(
+        "/Users", {"schemas": [USER_SCHEMA], "userName": "jdoe",
+                   "emails": [{"value": address}]},
+    )  # fmt: skip
+    assert_error(reply, 400, "invalidValue")
+    found = client.get("/Users", params={"filter": 'userName eq "jdoe"'})
+    assert found.json["totalResults"] == 0

@@ -11,6 +11,9 @@ from conftest import create_group
 from conftest import create_user
 from conftest import patch_body
 from conftest import user_body
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 from scim2_models import InvalidSyntaxException
 
 from shared import discovery
@@ -62,6 +65,39 @@ def test_json_at_the_depth_limit_is_parsed():
 )
 def test_brackets_inside_strings_do_not_count(body):
     assert isinstance(limits.read_json(body), dict)
+
+
+def depth(value) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(depth, value.values()), default=0)
+    return 0
+
+
+# Text with what could fool a count that does not parse: brackets, quotes,
+# backslashes, and escapes of each.
+TRICKY_TEXT = st.text(st.sampled_from('[]{}"\\/\\n\u00e9\u2028\x00ab'), max_size=8)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | TRICKY_TEXT,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(TRICKY_TEXT, inner, max_size=3)
+    ),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES, st.integers(0, discovery.MAX_JSON_DEPTH + 3), st.booleans())
+def test_the_depth_counted_is_the_depth_parsed(value, wrappers, ascii_only):
+    for level in range(wrappers):  # around the limit, in arrays and objects
+        value = [value] if level % 2 else {'[\\"': value}
+    body = json.dumps(value, ensure_ascii=ascii_only).encode()
+    if depth(value) <= discovery.MAX_JSON_DEPTH:
+        assert limits.read_json(body) == value
+    else:
+        with pytest.raises(InvalidSyntaxException):
+            limits.read_json(body)
 
 
 @pytest.mark.parametrize("body", [b"[}", b'{"a": [}', b'"unterminated', b"\xff\xfe"])
