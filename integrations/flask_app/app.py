@@ -283,6 +283,8 @@ def create_blueprint(tokens: str | auth.TenantOfToken) -> Blueprint:
     `tokens` is one token (the default tenant's), a TokenTable, or the host's
     own function from a token to its tenant (None for no tenant's).
     """
+    if isinstance(tokens, auth.TokenTable):
+        storage.check_tenants(tokens.tenants)  # a backend that can keep them apart
     tenant_of = auth.tenant_lookup(tokens)
     # The routes above, nested in a blueprint that holds the tokens: each host
     # has its own. Its check runs first, and a 401 it raises is an error of
@@ -317,8 +319,6 @@ def create_app(tokens: str | auth.TenantOfToken | None = None) -> Flask:
     """
     app = Flask(__name__)
     tokens = tokens or auth.tokens_from_environment()
-    if isinstance(tokens, auth.TokenTable):
-        storage.check_tenants(tokens.tenants)  # a backend that can keep them apart
     app.register_blueprint(create_blueprint(tokens), url_prefix="/scim/v2")
     return app
 
