@@ -86,13 +86,13 @@ class MemoryStorage:
                     self._family[tenant] = scoped
         return scoped
 
+    # --8<-- [end:memory-tenants]
+
     def reset(self) -> None:
         """Forget everything, every tenant's: for tests, notebooks and demos."""
         with self._lock:
             for scoped in self._family.values():
                 scoped._clear()
-
-    # --8<-- [end:memory-tenants]
 
     def _clear(self) -> None:
         with self._lock:

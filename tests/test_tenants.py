@@ -32,9 +32,13 @@ TOKENS = "acme:acme-old,acme:acme-new,globex:globex-token"
 HOST_TOKENS = {"host-key-1": "acme", "host-key-2": "globex"}
 
 
+# --8<-- [start:host-lookup]
 def host_tenant_of(token: str) -> str | None:
     """A host application's own token lookup (its API keys table, say)."""
     return HOST_TOKENS.get(token)
+
+
+# --8<-- [end:host-lookup]
 
 
 def tenant_app(framework: str, tokens: str | auth.TenantOfToken) -> Any:
@@ -50,7 +54,9 @@ def tenant_app(framework: str, tokens: str | auth.TenantOfToken) -> Any:
         from integrations.flask_app.app import create_blueprint
 
         host = Flask(__name__)
+        # --8<-- [start:flask-tenants]
         host.register_blueprint(create_blueprint(tokens), url_prefix=PREFIX)
+        # --8<-- [end:flask-tenants]
         return host
     if framework == "fastapi":
         from fastapi import FastAPI
@@ -58,7 +64,9 @@ def tenant_app(framework: str, tokens: str | auth.TenantOfToken) -> Any:
         from integrations.fastapi_app.app import create_app
 
         host = FastAPI()
+        # --8<-- [start:fastapi-tenants]
         host.mount(PREFIX, create_app(tokens))
+        # --8<-- [end:fastapi-tenants]
         return host
     from django.core.wsgi import get_wsgi_application
 
@@ -335,3 +343,16 @@ def test_a_storage_of_one_tenant_serves_the_default_tenant_only(monkeypatch):
     assert client.get("/Users", token="a").status == 200
     refused = client.get("/Users", token="b")
     assert refused.status == 500 and b"acme" not in refused.body
+
+
+def test_django_checks_scim_tokens(monkeypatch):
+    from django.test import override_settings
+
+    from integrations.django_app.apps import check_tenants
+
+    with override_settings(SCIM_TOKENS="acme:x,globex:"):
+        assert [error.id for error in check_tenants(None)] == ["scim.E001"]
+    with override_settings(SCIM_TOKENS="acme:x,globex:y"):
+        assert check_tenants(None) == []
+        monkeypatch.setattr(storage, "_backend", OneTenantStorage())
+        assert [error.id for error in check_tenants(None)] == ["scim.E001"]

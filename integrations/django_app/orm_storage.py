@@ -137,6 +137,7 @@ def _retry_on_deadlock(write: Callable[..., Any]) -> Callable[..., Any]:
 class DjangoOrmStorage:
     """The storage API on the models of integrations/django_app/models.py."""
 
+    # --8<-- [start:orm-tenants]
     def __init__(
         self, using: str = DEFAULT_DB_ALIAS, tenant: str = DEFAULT_TENANT
     ) -> None:
@@ -152,6 +153,8 @@ class DjangoOrmStorage:
             scoped._scoped = self._scoped
             scoped = self._scoped.setdefault(tenant, scoped)
         return scoped
+
+    # --8<-- [end:orm-tenants]
 
     def reset(self) -> None:
         """Forget everything, every tenant's: for tests, notebooks and demos."""
@@ -372,6 +375,7 @@ class DjangoOrmStorage:
     # --8<-- [end:orm-write]
 
     # --8<-- [start:orm-helpers]
+    # --8<-- [start:orm-objects]
     def _objects(self, model: type[Model]) -> QuerySet:
         """A model's rows; of users and groups, this tenant's only.
 
@@ -382,6 +386,8 @@ class DjangoOrmStorage:
         if model in TENANT_MODELS:
             rows = rows.filter(tenant=self.tenant)
         return rows
+
+    # --8<-- [end:orm-objects]
 
     def _write_multi_valued(self, user_id: str, record: dict[str, Any]) -> None:
         for field_name, model in MULTI_VALUED.items():
