@@ -23,9 +23,21 @@ from conftest import assert_error
 from conftest import group_body
 from conftest import patch_body
 from conftest import user_body
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+from scim2_models import Group
+from scim2_models import InvalidValueException
+from scim2_models import NotFoundException
+from scim2_models import UniquenessException
 
 from shared import auth
+from shared import mapping
 from shared import storage
+from shared.discovery import UserResource
+from shared.records import GROUP
+from shared.records import USER
 from shared.storage import MemoryStorage
 
 TOKENS = "acme:acme-old,acme:acme-new,globex:globex-token"
@@ -356,3 +368,94 @@ def test_django_checks_scim_tokens(monkeypatch):
         assert check_tenants(None) == []
         monkeypatch.setattr(storage, "_backend", OneTenantStorage())
         assert [error.id for error in check_tenants(None)] == ["scim.E001"]
+
+
+# A property: whatever one tenant does, with any ids it can name (its own, the
+# other tenant's, made-up ones), what the other tenant sees never changes.
+
+OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["create", "rename", "delete", "group", "join", "leave"]),
+        st.sampled_from(["bjensen", "alice", "carol"]),
+        st.integers(min_value=0, max_value=5),  # which id: see `pick`
+    ),
+    max_size=12,
+)
+
+
+def snapshot(store: Any) -> Any:
+    """All that a tenant can see, groups with their members."""
+    return store.list_records(USER), store.list_records(GROUP)
+
+
+@pytest.mark.parametrize("backend_id", ["memory", "sqlite"])
+@settings(
+    max_examples=20,
+    derandomize=True,  # the same examples on every run of `make test`
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(operations=OPERATIONS)
+def test_one_tenant_never_changes_what_another_sees(
+    backend_id, property_roots, operations
+):
+    root = property_roots[backend_id]
+    root.reset()
+    acme, globex = root.for_tenant("acme"), root.for_tenant("globex")
+    theirs = globex.save_record(USER, user_record("bjensen"))
+    their_group = globex.save_record(
+        GROUP, group_record("Staff", [{"value": theirs["id"], "type": USER}])
+    )
+    before = snapshot(globex)
+    ours: list[dict[str, Any]] = []
+
+    def pick(index: int) -> dict[str, Any]:
+        """One of ours, one of theirs, or an id nobody has."""
+        candidates = [*ours, theirs, their_group, {"id": "0" * 32, "user_name": "x"}]
+        return candidates[index % len(candidates)]
+
+    for operation, name, index in operations:
+        target = pick(index)
+        kind = USER if "user_name" in target else GROUP
+        member = {"value": target["id"], "type": kind}
+        try:
+            if operation == "create":
+                ours.append(acme.save_record(USER, user_record(name)))
+            elif operation == "rename" and kind == USER:
+                acme.save_record(USER, {**user_record(name), "id": target["id"]})
+            elif operation == "delete":
+                acme.delete_record(kind, target["id"])
+            elif operation == "group":
+                ours.append(acme.save_record(GROUP, group_record(name, [member])))
+            elif operation in ("join", "leave") and ours:
+                group_id = pick(index + 1)["id"]
+                add, remove = (
+                    ([member], []) if operation == "join" else ([], [member["value"]])
+                )
+                acme.update_group(group_id, None, add, remove)
+        except (NotFoundException, InvalidValueException, UniquenessException):
+            pass
+        assert snapshot(globex) == before
+
+
+@pytest.fixture(scope="module")
+def property_roots(tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
+    """The backends of the property, opened once: each example empties one."""
+    from shared.sql_storage import SqlStorage
+
+    where = tmp_path_factory.mktemp("tenants")
+    sqlite = SqlStorage(f"sqlite:///{where}/property.sqlite3")
+    yield {"memory": MemoryStorage(), "sqlite": sqlite}
+    sqlite.engine.dispose()
+
+
+def user_record(user_name: str) -> dict[str, Any]:
+    return mapping.from_scim_user(UserResource(user_name=user_name))
+
+
+def group_record(display_name: str, members: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        **mapping.from_scim_group(Group(display_name=display_name)),
+        "members": members,
+    }
