@@ -26,10 +26,6 @@ HASHED = "sha256:"  # an entry that gives the token's digest, not the token
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 # --8<-- [start:auth]
 def check_bearer_token(authorization: str | None, token: str) -> None:
     """Raise 401 unless the Authorization header carries `token` (RFC 6750)."""
@@ -47,6 +43,11 @@ def check_bearer_token(authorization: str | None, token: str) -> None:
 
 
 # --8<-- [start:token-table]
+def token_digest(token: str) -> bytes:
+    """What is kept of a token, and compared: its SHA-256 digest."""
+    return hashlib.sha256(token.encode()).digest()
+
+
 class TokenTable:
     """Which tenant each token belongs to, keeping only the tokens' SHA-256 digests.
 
@@ -66,7 +67,7 @@ class TokenTable:
             if token.startswith(HASHED) and SHA256_HEX.fullmatch(token[len(HASHED) :]):
                 digest = bytes.fromhex(token[len(HASHED) :])
             elif token.strip() and token == token.strip():
-                digest = _digest(token)
+                digest = token_digest(token)
             else:
                 raise ValueError(f"tenant {tenant!r}: a token cannot be blank")
             self._digests.append((digest, tenant))
@@ -91,7 +92,7 @@ class TokenTable:
         Every digest is compared, whichever matches: the time taken tells
         nothing about which token, or which tenant, was close.
         """
-        presented = _digest(token)
+        presented = token_digest(token)
         found = None
         for digest, tenant in self._digests:
             if hmac.compare_digest(presented, digest):

@@ -271,7 +271,7 @@ class SqlStorage:
             scoped = self._scoped.setdefault(tenant, scoped)
         return scoped
 
-    def _mine(self, table: Table) -> ColumnElement:
+    def of_tenant(self, table: Table) -> ColumnElement:
         """The condition every query puts on a users or groups table."""
         return table.c.tenant == self.tenant
 
@@ -291,7 +291,7 @@ class SqlStorage:
         with self.engine.connect() as conn:
             table = TABLES[kind]
             row = conn.execute(
-                select(table).where(self._mine(table), table.c.id == record_id)
+                select(table).where(self.of_tenant(table), table.c.id == record_id)
             ).first()
             return self._records(conn, kind, [row], members)[0] if row else None
 
@@ -300,7 +300,7 @@ class SqlStorage:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(users).where(
-                    self._mine(users), users.c.user_name_key == fold(user_name)
+                    self.of_tenant(users), users.c.user_name_key == fold(user_name)
                 )
             ).first()
             return self._records(conn, USER, [row])[0] if row else None
@@ -317,7 +317,7 @@ class SqlStorage:
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many records of a kind exist, and those in [start:stop)."""
         table = TABLES[kind]
-        mine = self._mine(table)
+        mine = self.of_tenant(table)
         query = in_creation_order(select(table).where(mine), table, past, backwards)
         query = query.offset(start)
         if stop is not None:
@@ -347,7 +347,7 @@ class SqlStorage:
         """
         table = TABLES[kind]
         sql = SqlPlan(kind, self.dialect)
-        where = self._mine(table)
+        where = self.of_tenant(table)
         if search.filter is not None:
             where = and_(where, sql.where(plan_filter(kind, search.filter)))
         query = select(table).where(where)
@@ -378,12 +378,12 @@ class SqlStorage:
         with self._write() as conn:
             if "id" in record:
                 record_id = record["id"]
-                guard = self._mine(table) & (table.c.id == record_id)
+                guard = self.of_tenant(table) & (table.c.id == record_id)
                 if expected_version is not None:
                     guard &= table.c.version == expected_version
                 values = {**row_values(kind, record), "last_modified": now}
                 previous = conn.execute(
-                    select(table).where(self._mine(table), table.c.id == record_id)
+                    select(table).where(self.of_tenant(table), table.c.id == record_id)
                 ).first()
                 if previous is None:
                     raise NotFoundException(detail=f"{kind} {record_id} not found")
@@ -433,7 +433,7 @@ class SqlStorage:
             # Locks the group first, as every writer does (no deadlock cycle).
             previous = conn.execute(
                 select(groups)
-                .where(self._mine(groups), groups.c.id == group_id)
+                .where(self.of_tenant(groups), groups.c.id == group_id)
                 .with_for_update()
             ).first()
             if previous is None:
@@ -484,7 +484,7 @@ class SqlStorage:
         """Delete a record and every membership that mentions it."""
         table = TABLES[kind]
         with self._write() as conn:
-            mine = self._mine(table) & (table.c.id == record_id)
+            mine = self.of_tenant(table) & (table.c.id == record_id)
             guard = mine
             if expected_version is not None:
                 guard &= table.c.version == expected_version
@@ -616,7 +616,7 @@ class SqlStorage:
         table = TABLES[kind]
         return conn.execute(
             update(table)
-            .where(self._mine(table), table.c.id.in_(record_ids))
+            .where(self.of_tenant(table), table.c.id.in_(record_ids))
             .values(
                 version=table.c.version + 1,
                 last_modified=_naive_utc(datetime.now(UTC)),

@@ -66,9 +66,7 @@ def tenant_app(framework: str, tokens: str | auth.TenantOfToken) -> Any:
         from integrations.flask_app.app import create_blueprint
 
         host = Flask(__name__)
-        # --8<-- [start:flask-tenants]
         host.register_blueprint(create_blueprint(tokens), url_prefix=PREFIX)
-        # --8<-- [end:flask-tenants]
         return host
     if framework == "fastapi":
         from fastapi import FastAPI
@@ -76,9 +74,7 @@ def tenant_app(framework: str, tokens: str | auth.TenantOfToken) -> Any:
         from integrations.fastapi_app.app import create_app
 
         host = FastAPI()
-        # --8<-- [start:fastapi-tenants]
         host.mount(PREFIX, create_app(tokens))
-        # --8<-- [end:fastapi-tenants]
         return host
     from django.core.wsgi import get_wsgi_application
 
