@@ -4,7 +4,8 @@
 
 Flask and Django run under gunicorn with threads, FastAPI under uvicorn. The
 bearer token comes from SCIM_TOKEN; without it, a random one is made and
-printed with a curl line to try the server at once.
+printed with a curl line to try the server at once. SCIM_TOKENS, when set,
+gives the tokens of several tenants instead.
 """
 
 import argparse
@@ -12,6 +13,8 @@ import os
 import secrets
 import shlex
 import sys
+
+from shared import auth
 
 SERVERS = {
     "flask": "integrations.flask_app.wsgi:app",
@@ -99,14 +102,22 @@ def main() -> None:
         )
     if database_url or os.environ.get("SCIM_DJANGO_ORM") == "1":
         prepare_database(args.framework)
-    token = os.environ.get("SCIM_TOKEN")
-    if not token:
-        token = secrets.token_urlsafe(32)
-        os.environ["SCIM_TOKEN"] = token
-        print(f"SCIM_TOKEN was not set; this run's token is:\n\n    {token}\n")
     url = f"http://{args.host}:{args.port}/scim/v2"
-    print(f"Serving the {args.framework} integration at {url}/ ; try:\n")
-    print(f"    curl -H 'Authorization: Bearer {shlex.quote(token)}' {url}/Users\n")
+    if os.environ.get("SCIM_TOKENS"):  # several tenants, each with its tokens
+        try:
+            tenants = sorted(auth.tokens_from_environment().tenants)
+        except ValueError as exc:
+            parser.error(f"SCIM_TOKENS: {exc}")
+        print(f"Serving the {args.framework} integration at {url}/ ", end="")
+        print(f"for the tenants of SCIM_TOKENS: {', '.join(tenants)}\n")
+    else:
+        token = os.environ.get("SCIM_TOKEN")
+        if not token:
+            token = secrets.token_urlsafe(32)
+            os.environ["SCIM_TOKEN"] = token
+            print(f"SCIM_TOKEN was not set; this run's token is:\n\n    {token}\n")
+        print(f"Serving the {args.framework} integration at {url}/ ; try:\n")
+        print(f"    curl -H 'Authorization: Bearer {shlex.quote(token)}' {url}/Users\n")
     sys.stdout.flush()
     command = server_command(
         args.framework, args.host, args.port, args.workers, access_log=args.access_log

@@ -26,6 +26,7 @@ from scim2_models import InvalidCountException
 from scim2_models import InvalidCursorException
 
 from shared import discovery
+from shared.tenants import current_tenant
 
 # Which way, which resource type, page size, issued at (Unix time), position.
 FIELDS = struct.Struct(">BBHIQ")
@@ -38,16 +39,18 @@ _PROCESS_KEY = secrets.token_bytes(32)
 def cursor_key() -> bytes:
     """The HMAC key cursors are signed with: one for every worker of a deployment.
 
-    SCIM_CURSOR_SECRET when it is set. Otherwise a digest of SCIM_TOKEN, which
-    every worker already shares: whoever holds the token can read everything
-    anyway, so forging a cursor would give them nothing, and a new token ends
-    the walks in progress. With neither, a key of this process alone: a cursor
+    SCIM_CURSOR_SECRET when it is set. Otherwise a digest of SCIM_TOKENS (or
+    SCIM_TOKEN), which every worker already shares. Forging a cursor would
+    give nothing anyway: a cursor only says where to resume in what the
+    storage, scoped to the request's tenant, lets that tenant see. A token
+    added or removed ends the walks in progress: set SCIM_CURSOR_SECRET to
+    rotate tokens without that. With neither, a key of this process alone: a cursor
     taken to another worker is then an invalidCursor, never a 500.
     """
     configured = os.environ.get("SCIM_CURSOR_SECRET")
     if configured:
         return configured.encode()
-    token = os.environ.get("SCIM_TOKEN")
+    token = os.environ.get("SCIM_TOKENS") or os.environ.get("SCIM_TOKEN")
     if token:
         return hashlib.sha256(KEY_LABEL + token.encode()).digest()
     return _PROCESS_KEY
@@ -107,8 +110,20 @@ def read(text: str, query: str, count: int) -> Cursor:
 
 
 def signature(fields: bytes, query: str) -> str:
-    """The HMAC of a cursor's fields and its query, in 32 hex digits."""
-    message = fields + query.encode("utf-8", "surrogatepass")
+    """The HMAC of a cursor's fields, its tenant and its query, in 32 hex digits.
+
+    The tenant is signed: a cursor one tenant was given is an invalidCursor
+    for every other, even one that pages the same query.
+    """
+    tenant = current_tenant().encode()
+    message = b"".join(
+        [
+            fields,
+            len(tenant).to_bytes(4),
+            tenant,
+            query.encode("utf-8", "surrogatepass"),
+        ]
+    )
     return hmac.new(cursor_key(), message, hashlib.sha256).hexdigest()[:32]
 
 

@@ -15,6 +15,7 @@ from shared.endpoints import ResourceEndpoint
 from shared.records import GROUP
 from shared.records import SCHEMAS
 from shared.responses import ScimResponse
+from shared.tenants import current_tenant
 
 
 # --8<-- [start:representations]
@@ -31,7 +32,8 @@ class Representations:
     The version is the ETag: it changes whenever the representation would,
     member names included, but for the group names a user's `groups` shows
     (a renamed group does not bump each of its members): those are compared
-    too, so nothing kept is ever stale. Each process keeps its own; each kind
+    too, so nothing kept is ever stale. Entries are keyed by tenant, kind and
+    id. Each process keeps its own; each kind
     of entry is bounded, least recently used first out.
     """
 
@@ -101,8 +103,10 @@ class Representations:
 
 
 def _key(endpoint: ResourceEndpoint, record: dict[str, Any]) -> tuple:
-    # A group read without its members (members=False) is a resource apart.
-    return (endpoint.kind, record["id"], "members" in record)
+    # Each tenant's entries are its own: a record of one is never answered
+    # from what was kept for another's. A group read without its members
+    # (members=False) is a resource apart.
+    return (current_tenant(), endpoint.kind, record["id"], "members" in record)
 
 
 def _stamp(record: dict[str, Any]) -> tuple:

@@ -9,9 +9,12 @@ work happens in the database so several worker processes can share it:
 - userName uniqueness is a unique index on the folded value, so two workers
   creating the same user race into an IntegrityError, answered 409;
 - an If-Match write is `UPDATE ... WHERE version = :read`, a compare-and-swap;
-- group memberships are rows of their own, so adding a member inserts one row.
+- group memberships are rows of their own, so adding a member inserts one row;
+- every user and group row names its tenant, and every query of a storage
+  scoped by `for_tenant` asks for that tenant's rows only.
 """
 
+import copy
 import functools
 import operator
 import time
@@ -36,11 +39,13 @@ from sqlalchemy import Column
 from sqlalchemy import DateTime
 from sqlalchemy import Float
 from sqlalchemy import ForeignKey
+from sqlalchemy import Index
 from sqlalchemy import Integer
 from sqlalchemy import MetaData
 from sqlalchemy import Numeric
 from sqlalchemy import String
 from sqlalchemy import Table
+from sqlalchemy import UniqueConstraint
 from sqlalchemy import and_
 from sqlalchemy import case
 from sqlalchemy import cast
@@ -92,6 +97,7 @@ from shared.records import USER_RECORD_FIELDS
 from shared.records import display_of
 from shared.records import fold
 from shared.records import row_values
+from shared.tenants import DEFAULT_TENANT
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 
@@ -99,11 +105,17 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 metadata = MetaData()
 
 
-def _resource_columns() -> list[Column]:
-    """What every resource row has: its order, id, version and timestamps."""
+def _resource_columns(table: str) -> list[Any]:
+    """What every resource row has: its tenant, order, id, version and timestamps."""
     return [
         # `seq` orders records by creation: the stable default order of pages.
         Column("seq", Integer, primary_key=True, autoincrement=True),
+        # Whose record it is: every query asks for one tenant's rows, and the
+        # index serves its pages in creation order.
+        Column("tenant", String, nullable=False, server_default=DEFAULT_TENANT),
+        Index(f"{table}_tenant_seq", "tenant", "seq"),
+        # Ids are random (uuid4), so unique across tenants: a membership row
+        # names its group and member by id alone.
         Column("id", String(32), nullable=False, unique=True),
         Column("version", Integer, nullable=False),
         Column("created", DateTime, nullable=False),
@@ -114,10 +126,12 @@ def _resource_columns() -> list[Column]:
 users = Table(
     "scim_users",
     metadata,
-    *_resource_columns(),
+    *_resource_columns("scim_users"),
     Column("user_name", String, nullable=False),
-    # userName is caseExact false: uniqueness is enforced on the folded form.
-    Column("user_name_key", String, nullable=False, unique=True),
+    # userName is caseExact false: uniqueness is enforced on the folded form,
+    # within a tenant: two customers may each have a bjensen.
+    Column("user_name_key", String, nullable=False),
+    UniqueConstraint("tenant", "user_name_key", name="scim_users_tenant_user_name"),
     Column("external_id", String),
     Column("display_name", String),
     Column("given_name", String),
@@ -157,7 +171,7 @@ phone_numbers = _multi_valued_table("scim_user_phone_numbers")
 groups = Table(
     "scim_groups",
     metadata,
-    *_resource_columns(),
+    *_resource_columns("scim_groups"),
     Column("display_name", String, nullable=False),
     Column("external_id", String),
     Column("extra", Json, nullable=False),
@@ -238,15 +252,33 @@ def in_creation_order(
 
 
 class SqlStorage:
-    """The storage API on a SQLAlchemy engine."""
+    """The storage API on a SQLAlchemy engine, for one tenant's rows."""
 
     def __init__(self, url: str) -> None:
         self.engine = _make_engine(url)
         self.dialect = self.engine.dialect.name
         metadata.create_all(self.engine)
+        self.tenant = DEFAULT_TENANT
+        self._scoped: dict[str, SqlStorage] = {DEFAULT_TENANT: self}
+
+    # --8<-- [start:sql-tenants]
+    def for_tenant(self, tenant: str) -> "SqlStorage":
+        """This storage, scoped to `tenant`'s rows: same engine, same pool."""
+        scoped = self._scoped.get(tenant)
+        if scoped is None:
+            scoped = copy.copy(self)
+            scoped.tenant = tenant
+            scoped = self._scoped.setdefault(tenant, scoped)
+        return scoped
+
+    def of_tenant(self, table: Table) -> ColumnElement:
+        """The condition every query puts on a users or groups table."""
+        return table.c.tenant == self.tenant
+
+    # --8<-- [end:sql-tenants]
 
     def reset(self) -> None:
-        """Forget everything: for tests, notebooks and demos."""
+        """Forget everything, every tenant's: for tests, notebooks and demos."""
         with self._write() as conn:
             for table in reversed(metadata.sorted_tables):
                 conn.execute(delete(table))
@@ -258,14 +290,18 @@ class SqlStorage:
         """A record, or None; `members=False` leaves a group's out, unread."""
         with self.engine.connect() as conn:
             table = TABLES[kind]
-            row = conn.execute(select(table).where(table.c.id == record_id)).first()
+            row = conn.execute(
+                select(table).where(self.of_tenant(table), table.c.id == record_id)
+            ).first()
             return self._records(conn, kind, [row], members)[0] if row else None
 
     def find_user_by_user_name(self, user_name: str) -> dict[str, Any] | None:
         """The user with this userName, in any letter case (one index lookup)."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(users).where(users.c.user_name_key == fold(user_name))
+                select(users).where(
+                    self.of_tenant(users), users.c.user_name_key == fold(user_name)
+                )
             ).first()
             return self._records(conn, USER, [row])[0] if row else None
 
@@ -281,12 +317,14 @@ class SqlStorage:
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many records of a kind exist, and those in [start:stop)."""
         table = TABLES[kind]
-        query = in_creation_order(select(table), table, past, backwards)
+        mine = self.of_tenant(table)
+        query = in_creation_order(select(table).where(mine), table, past, backwards)
         query = query.offset(start)
         if stop is not None:
             query = query.limit(max(0, stop - start))
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(table)).scalar_one()
+            count = select(func.count()).select_from(table).where(mine)
+            total = conn.execute(count).scalar_one()
             rows = conn.execute(query).all()
             return total, self._records(conn, kind, rows, members)
 
@@ -309,9 +347,9 @@ class SqlStorage:
         """
         table = TABLES[kind]
         sql = SqlPlan(kind, self.dialect)
-        where = true()
+        where = self.of_tenant(table)
         if search.filter is not None:
-            where = sql.where(plan_filter(kind, search.filter))
+            where = and_(where, sql.where(plan_filter(kind, search.filter)))
         query = select(table).where(where)
         # No key (no sortBy, or another type's attribute): the stable order.
         sort_key = plan_sort(kind, search)
@@ -340,12 +378,12 @@ class SqlStorage:
         with self._write() as conn:
             if "id" in record:
                 record_id = record["id"]
-                guard = table.c.id == record_id
+                guard = self.of_tenant(table) & (table.c.id == record_id)
                 if expected_version is not None:
                     guard &= table.c.version == expected_version
                 values = {**row_values(kind, record), "last_modified": now}
                 previous = conn.execute(
-                    select(table).where(table.c.id == record_id)
+                    select(table).where(self.of_tenant(table), table.c.id == record_id)
                 ).first()
                 if previous is None:
                     raise NotFoundException(detail=f"{kind} {record_id} not found")
@@ -366,7 +404,11 @@ class SqlStorage:
                 _execute_write(
                     conn,
                     insert(table).values(
-                        id=record_id, version=1, last_modified=now, **values
+                        tenant=self.tenant,
+                        id=record_id,
+                        version=1,
+                        last_modified=now,
+                        **values,
                     ),
                     record,
                 )
@@ -390,7 +432,9 @@ class SqlStorage:
         with self._write() as conn:
             # Locks the group first, as every writer does (no deadlock cycle).
             previous = conn.execute(
-                select(groups).where(groups.c.id == group_id).with_for_update()
+                select(groups)
+                .where(self.of_tenant(groups), groups.c.id == group_id)
+                .with_for_update()
             ).first()
             if previous is None:
                 raise NotFoundException(detail=f"{GROUP} {group_id} not found")
@@ -440,13 +484,14 @@ class SqlStorage:
         """Delete a record and every membership that mentions it."""
         table = TABLES[kind]
         with self._write() as conn:
-            guard = table.c.id == record_id
+            mine = self.of_tenant(table) & (table.c.id == record_id)
+            guard = mine
             if expected_version is not None:
                 guard &= table.c.version == expected_version
-            if kind == GROUP:
+            if kind == GROUP:  # undone with the rest if the group is not ours
                 self._write_members(conn, record_id, [])
             if not conn.execute(delete(table).where(guard)).rowcount:
-                found = conn.execute(select(table.c.id).where(table.c.id == record_id))
+                found = conn.execute(select(table.c.id).where(mine))
                 if found.first() is None:
                     raise NotFoundException(detail=f"{kind} {record_id} not found")
                 raise PreconditionFailedException()
@@ -571,7 +616,7 @@ class SqlStorage:
         table = TABLES[kind]
         return conn.execute(
             update(table)
-            .where(table.c.id.in_(record_ids))
+            .where(self.of_tenant(table), table.c.id.in_(record_ids))
             .values(
                 version=table.c.version + 1,
                 last_modified=_naive_utc(datetime.now(UTC)),

@@ -5,6 +5,9 @@ are the API the rest of the cookbook uses. They act on one backend per
 process, chosen by `SCIM_DATABASE_URL`: unset, the `MemoryStorage` below;
 `sqlite:///path` or `postgresql+psycopg://...`, `shared.sql_storage.SqlStorage`.
 
+Every backend keeps each tenant's records apart (shared/tenants.py): `backend()`
+hands out the storage scoped to the tenant of the request being served.
+
 `MemoryStorage` keeps records in dicts behind one lock, so every operation is
 atomic across threads. Indexes answer the questions a request asks (by id, by
 folded userName, who belongs to which group), so no call scans or copies the
@@ -18,6 +21,7 @@ import uuid
 from bisect import bisect_left
 from bisect import bisect_right
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC
@@ -46,19 +50,51 @@ from shared.records import USER
 from shared.records import Storage
 from shared.records import display_of
 from shared.records import fold
+from shared.tenants import DEFAULT_TENANT
+from shared.tenants import current_tenant
 
 __all__ = ["GROUP", "KINDS", "USER", "MemoryStorage", "Storage", "fold"]
 
 
 class MemoryStorage:
-    """Users and groups in dicts, guarded by one re-entrant lock."""
+    """Users and groups in dicts, guarded by one re-entrant lock.
 
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self.reset()
+    Each tenant has a MemoryStorage of its own, with its own dicts and
+    indexes: no lookup can find another tenant's record, because none is
+    there to find. `for_tenant` gives it; they share the lock and `reset`.
+    """
+
+    def __init__(self, tenant: str = DEFAULT_TENANT, family: Any = None) -> None:
+        self.tenant = tenant
+        if family is None:  # the first of the family: the default tenant's
+            family = {tenant: self}
+            self._lock = threading.RLock()
+        else:
+            self._lock = next(iter(family.values()))._lock
+        self._family: dict[str, MemoryStorage] = family
+        self._clear()
+
+    # --8<-- [start:memory-tenants]
+    def for_tenant(self, tenant: str) -> "MemoryStorage":
+        """The storage of one tenant's records, made at its first request."""
+        scoped = self._family.get(tenant)
+        if scoped is None:
+            with self._lock:
+                scoped = self._family.get(tenant)
+                if scoped is None:
+                    scoped = MemoryStorage(tenant, self._family)
+                    self._family[tenant] = scoped
+        return scoped
+
+    # --8<-- [end:memory-tenants]
 
     def reset(self) -> None:
-        """Forget everything: for tests, notebooks and demos."""
+        """Forget everything, every tenant's: for tests, notebooks and demos."""
+        with self._lock:
+            for scoped in self._family.values():
+                scoped._clear()
+
+    def _clear(self) -> None:
         with self._lock:
             self._records: dict[str, dict[str, dict[str, Any]]] = {
                 kind: {} for kind in KINDS
@@ -550,16 +586,66 @@ def use(chosen: Storage) -> None:
 
 
 def backend() -> Storage:
-    """The backend the functions below act on: SCIM_DATABASE_URL's, at first use.
+    """The backend the functions below act on, scoped to the current tenant.
 
-    Opening late lets the Django ORM recipe install its backend first.
+    SCIM_DATABASE_URL's, opened at first use: opening late lets the Django ORM
+    recipe install its backend first.
     """
+    return scoped(unscoped(), current_tenant())
+
+
+def unscoped() -> Storage:
+    """The backend itself, every tenant's, as `use()` installed it."""
     global _backend
     if _backend is None:
         with _opening:
             if _backend is None:
                 _backend = open_storage(os.environ.get("SCIM_DATABASE_URL"))
     return _backend
+
+
+# --8<-- [end:backend]
+
+
+# --8<-- [start:scoped]
+class TenancyError(RuntimeError):
+    """A storage that keeps one tenant's records was asked for another's."""
+
+
+def scoped(chosen: Storage, tenant: str) -> Storage:
+    """`chosen`, scoped to `tenant`'s records.
+
+    A storage that keeps tenants apart says so by having `for_tenant(tenant)`,
+    which returns a Storage that sees that tenant's records only. One that
+    cannot (an application's existing users table, say) serves the default
+    tenant alone: a request from any other is refused, never given its data.
+    """
+    for_tenant = getattr(chosen, "for_tenant", None)
+    if for_tenant is not None:
+        return for_tenant(tenant)
+    if tenant != DEFAULT_TENANT:
+        raise TenancyError(
+            f"{type(chosen).__name__} keeps one tenant's records: it serves "
+            f"the {DEFAULT_TENANT!r} tenant only, not {tenant!r}"
+        )
+    return chosen
+
+
+def check_tenants(tenants: Iterable[str]) -> None:
+    """Refuse, at startup, tenants the backend cannot keep apart."""
+    others = sorted(set(tenants) - {DEFAULT_TENANT})
+    chosen = unscoped() if others else None
+    if chosen is not None and getattr(chosen, "for_tenant", None) is None:
+        raise TenancyError(
+            f"{type(chosen).__name__} keeps one tenant's records, so it cannot "
+            f"serve {', '.join(others)}: configure the {DEFAULT_TENANT!r} tenant only"
+        )
+
+
+# --8<-- [end:scoped]
+
+
+# --8<-- [start:facade]
 
 
 def get_record(
@@ -650,4 +736,4 @@ def reset() -> None:
     backend().reset()
 
 
-# --8<-- [end:backend]
+# --8<-- [end:facade]

@@ -312,7 +312,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     else:
         chosen = request.getfixturevalue("postgres_storage")
     chosen.reset()
-    previous = storage.backend()
+    previous = storage.unscoped()  # every tenant's, not the default's view
     storage.use(chosen)
     yield request.param
     storage.use(previous)

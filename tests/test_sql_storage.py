@@ -119,7 +119,8 @@ def test_100k_users_filter_by_user_name_and_a_page_stay_fast(sqlite_url):
         conn.execute(insert(users), rows)
         plan = conn.execute(
             text(
-                "EXPLAIN QUERY PLAN SELECT * FROM scim_users WHERE user_name_key = 'x'"
+                "EXPLAIN QUERY PLAN SELECT * FROM scim_users"
+                " WHERE tenant = 'default' AND user_name_key = 'x'"
             )
         ).all()
     assert any("USING INDEX" in str(row) for row in plan)
@@ -156,4 +157,8 @@ def test_100k_users_filter_by_user_name_and_a_page_stay_fast(sqlite_url):
         sql.engine.dispose()
     # Each is a few milliseconds; a full scan of 100k rows would take far more.
     assert by_name < 0.05, by_name
-    assert page < 0.05, page
+    # The deep page also counts the tenant's users: on SQLite, a range of the
+    # (tenant, seq) index, about 20 ms a 100,000 rows (a count of the whole
+    # table took a shortcut, gone since tables hold several tenants). Building
+    # 100,000 resources to page them in memory would take seconds.
+    assert page < 0.1, page

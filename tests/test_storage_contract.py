@@ -5,7 +5,8 @@ Each test runs on every backend: "memory" (MemoryStorage), "sqlite" and
 (DjangoOrmStorage); the PostgreSQL ones when SCIM_TEST_POSTGRES_URL is set.
 
 1. Writes: ids, versions and timestamps, userName uniqueness, compare-and-swap,
-   referential integrity and the attributes the storage derives, paging.
+   referential integrity and the attributes the storage derives, paging;
+   tenants, each seeing its own records only.
 2. Reads of one data set, built once per backend for the whole class: every
    filter and sort gives what scim2-models' `ScimFilter.match` and
    `SearchRequest.sort` give in memory, and every backend gives memory's
@@ -662,6 +663,83 @@ def test_concurrent_saves_of_one_user_name_leave_one(store):
         thread.join()
     assert sorted(outcomes) == ["saved"] + ["taken"] * 7
     assert store.list_records(USER)[0] == 1
+
+
+# Tenants: a backend's `for_tenant(name)` is a Storage of that tenant's records
+# alone (shared/tenants.py). What another tenant holds is, to it, not there.
+
+
+def tenant_pair(store: Any) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """Two tenants, each with a user bjensen of externalId "e1"; globex's in a group."""
+    acme, globex = store.for_tenant("acme"), store.for_tenant("globex")
+    theirs = globex.save_record(USER, user("bjensen", external_id="e1"))
+    ours = acme.save_record(USER, user("BJensen", external_id="e1"))
+    globex.save_record(GROUP, group("Staff", theirs))
+    return acme, globex, ours, theirs
+
+
+def test_tenants_each_see_their_own_records(store):
+    acme, globex, ours, theirs = tenant_pair(store)
+    assert ours["id"] != theirs["id"]
+    assert acme.get_record(USER, theirs["id"]) is None
+    assert acme.find_user_by_user_name("bjensen") == ours
+    assert globex.find_user_by_user_name("BJENSEN") == refresh(globex, theirs)
+    assert acme.list_records(USER) == (1, [ours])
+    assert acme.list_records(GROUP) == (0, [])
+    assert store.list_records(USER) == (0, [])  # the default tenant's: none
+    by_external_id = SearchRequest(filter='externalId eq "e1"')
+    assert search(acme, USER, by_external_id) == (1, ["BJensen"])
+    in_staff = SearchRequest(filter=f'members[value eq "{theirs["id"]}"]')
+    assert search(acme, GROUP, in_staff) == (0, [])
+    assert search(globex, GROUP, in_staff) == (1, ["Staff"])
+    # A keyset walk from another tenant's position finds only this one's records.
+    assert acme.list_records(USER, past=-1)[1] == [ours]
+    with pytest.raises(UniquenessException):  # unique within the tenant
+        acme.save_record(USER, user("bjensen"))
+
+
+def test_a_tenant_cannot_change_another_tenants_records(store):
+    acme, globex, ours, theirs = tenant_pair(store)
+    theirs = refresh(globex, theirs)
+    staff = globex.list_records(GROUP)[1][0]
+    for attempt in (
+        lambda: acme.save_record(USER, {**theirs, "title": "taken"}),
+        lambda: acme.save_record(USER, {**theirs, "title": "taken"}, 1),
+        lambda: acme.delete_record(USER, theirs["id"]),
+        lambda: acme.delete_record(GROUP, staff["id"], staff["version"]),
+        lambda: acme.update_group(staff["id"], None, [], [theirs["id"]]),
+        lambda: acme.save_record(GROUP, {**staff, "members": []}),
+    ):
+        with pytest.raises(NotFoundException):
+            attempt()
+    assert refresh(globex, theirs) == theirs
+    assert refresh(globex, staff) == staff
+
+
+def test_members_are_of_the_same_tenant(store):
+    acme, globex, ours, theirs = tenant_pair(store)
+    admins = acme.save_record(GROUP, group("Admins"))
+    staff = globex.list_records(GROUP)[1][0]
+    for member in ({"value": theirs["id"], "type": USER}, member_of(staff)):
+        with pytest.raises(InvalidValueException):
+            acme.save_record(GROUP, {**group("Ghosts"), "members": [member]})
+        with pytest.raises(InvalidValueException):
+            acme.update_group(admins["id"], None, [member], [])
+    assert acme.list_records(GROUP) == (1, [admins])
+    assert refresh(globex, theirs)["groups"] == [
+        {"value": staff["id"], "display": "Staff"}
+    ]
+
+
+def member_of(record: dict[str, Any]) -> dict[str, Any]:
+    return {"value": record["id"], "type": USER if "user_name" in record else GROUP}
+
+
+def test_reset_forgets_every_tenant(store):
+    acme, globex, _, _ = tenant_pair(store)
+    acme.reset()
+    assert globex.list_records(USER) == (0, [])
+    assert acme.list_records(USER) == (0, [])
 
 
 # 2. Reads: one data set, every filter and sort.

@@ -1,8 +1,10 @@
 """The Django app that holds the ORM recipe's models and migrations."""
 
 import os
+from typing import Any
 
 from django.apps import AppConfig
+from django.core import checks
 from django.db.backends.signals import connection_created
 
 
@@ -27,3 +29,25 @@ class ScimConfig(AppConfig):
             from shared import storage
 
             storage.use(DjangoOrmStorage())
+        checks.register(check_tenants, "scim")
+
+
+def check_tenants(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+    """At `manage.py check` (runserver, migrate): SCIM_TOKENS can be served.
+
+    Its entries must parse, and a storage that keeps one tenant's records
+    (no `for_tenant`) must not be given another tenant's tokens.
+    """
+    from django.conf import settings
+
+    from shared import auth
+    from shared import storage
+
+    tokens = getattr(settings, "SCIM_TOKENS", None)
+    if not tokens or getattr(settings, "SCIM_TENANT_OF", None):
+        return []
+    try:
+        storage.check_tenants(auth.TokenTable.parse(tokens).tenants)
+    except (ValueError, storage.TenancyError) as exc:
+        return [checks.Error(str(exc), obj="SCIM_TOKENS", id="scim.E001")]
+    return []

@@ -5,9 +5,12 @@ for the rest; emails and phone numbers are child rows; a group's members are
 rows of their own, so adding a member inserts one row. The tables are prefixed
 `django_scim_`, so SqlStorage's `scim_` tables can live in the same database.
 Strings are nullable because SCIM tells a missing value from an empty one (`pr`).
+Users and groups name their tenant: the storage asks for one tenant's rows only.
 """
 
 from django.db import models
+
+from shared.tenants import DEFAULT_TENANT
 
 # --8<-- [start:django-models]
 
@@ -15,14 +18,18 @@ from django.db import models
 class ScimUser(models.Model):
     # `seq` orders records by creation: the stable default order of pages.
     seq = models.BigAutoField(primary_key=True)
-    # The SCIM id. Django keeps the field name `id` for primary keys.
+    # Whose user it is (shared/tenants.py).
+    tenant = models.CharField(max_length=64, default=DEFAULT_TENANT)
+    # The SCIM id, random, so unique across tenants. Django keeps the field
+    # name `id` for primary keys.
     scim_id = models.CharField(max_length=32, unique=True)
     version = models.PositiveIntegerField()
     created = models.DateTimeField()
     last_modified = models.DateTimeField()
     user_name = models.TextField()
-    # userName is caseExact false: uniqueness is enforced on the folded form.
-    user_name_key = models.TextField(unique=True)
+    # userName is caseExact false: uniqueness is enforced on the folded form,
+    # within a tenant (Meta.constraints).
+    user_name_key = models.TextField()
     external_id = models.TextField(null=True)
     display_name = models.TextField(null=True)
     given_name = models.TextField(null=True)
@@ -37,6 +44,13 @@ class ScimUser(models.Model):
 
     class Meta:
         db_table = "django_scim_users"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "user_name_key"], name="scim_user_tenant_user_name"
+            )
+        ]
+        # A tenant's page in creation order is one index range scan.
+        indexes = [models.Index(fields=["tenant", "seq"], name="scim_user_tenant_seq")]
 
 
 class MultiValuedEntry(models.Model):
@@ -78,6 +92,7 @@ class UserPhoneNumber(MultiValuedEntry):
 
 class ScimGroup(models.Model):
     seq = models.BigAutoField(primary_key=True)
+    tenant = models.CharField(max_length=64, default=DEFAULT_TENANT)
     scim_id = models.CharField(max_length=32, unique=True)
     version = models.PositiveIntegerField()
     created = models.DateTimeField()
@@ -88,6 +103,7 @@ class ScimGroup(models.Model):
 
     class Meta:
         db_table = "django_scim_groups"
+        indexes = [models.Index(fields=["tenant", "seq"], name="scim_group_tenant_seq")]
 
 
 class Membership(models.Model):

@@ -14,7 +14,9 @@ SQLAlchemy:
   workers creating the same user race into an IntegrityError, answered 409;
 - an If-Match write is `filter(version=read).update(version=F("version") + 1)`
   in `transaction.atomic()`, a compare-and-swap;
-- group memberships are rows of their own, written as a diff.
+- group memberships are rows of their own, written as a diff;
+- users and groups carry their tenant, and every query of a storage scoped by
+  `for_tenant` asks for that tenant's rows only (`_objects`).
 
 The models are in models.py; SCIM_DJANGO_ORM=1 switches to this backend (apps.py).
 """
@@ -96,8 +98,10 @@ from shared.records import USER
 from shared.records import USER_RECORD_FIELDS
 from shared.records import fold
 from shared.records import row_values
+from shared.tenants import DEFAULT_TENANT
 
 MODELS: dict[str, type[Model]] = {USER: ScimUser, GROUP: ScimGroup}
+TENANT_MODELS = (ScimUser, ScimGroup)
 MULTI_VALUED: dict[str, type[Model]] = {
     "emails": UserEmail,
     "phone_numbers": UserPhoneNumber,
@@ -133,14 +137,30 @@ def _retry_on_deadlock(write: Callable[..., Any]) -> Callable[..., Any]:
 class DjangoOrmStorage:
     """The storage API on the models of integrations/django_app/models.py."""
 
-    def __init__(self, using: str = DEFAULT_DB_ALIAS) -> None:
+    # --8<-- [start:orm-tenants]
+    def __init__(
+        self, using: str = DEFAULT_DB_ALIAS, tenant: str = DEFAULT_TENANT
+    ) -> None:
         self.using = using  # the DATABASES alias
+        self.tenant = tenant
+        self._scoped: dict[str, DjangoOrmStorage] = {tenant: self}
+
+    def for_tenant(self, tenant: str) -> "DjangoOrmStorage":
+        """This storage, scoped to `tenant`'s rows."""
+        scoped = self._scoped.get(tenant)
+        if scoped is None:
+            scoped = DjangoOrmStorage(self.using, tenant)
+            scoped._scoped = self._scoped
+            scoped = self._scoped.setdefault(tenant, scoped)
+        return scoped
+
+    # --8<-- [end:orm-tenants]
 
     def reset(self) -> None:
-        """Forget everything: for tests, notebooks and demos."""
+        """Forget everything, every tenant's: for tests, notebooks and demos."""
         with transaction.atomic(using=self.using):
             for model in (Membership, UserEmail, UserPhoneNumber, ScimUser, ScimGroup):
-                self._objects(model).delete()
+                model.objects.using(self.using).delete()
 
     # --8<-- [start:orm-read]
     def get_record(
@@ -257,6 +277,7 @@ class DjangoOrmStorage:
                 _unique(
                     record,
                     lambda: self._objects(model).create(
+                        tenant=self.tenant,
                         scim_id=record_id,
                         version=1,
                         created=now,
@@ -354,8 +375,19 @@ class DjangoOrmStorage:
     # --8<-- [end:orm-write]
 
     # --8<-- [start:orm-helpers]
+    # --8<-- [start:orm-objects]
     def _objects(self, model: type[Model]) -> QuerySet:
-        return model.objects.using(self.using)
+        """A model's rows; of users and groups, this tenant's only.
+
+        The rows of memberships, emails and phone numbers name their user or
+        group by id, and are only ever reached through one of this tenant's.
+        """
+        rows = model.objects.using(self.using)
+        if model in TENANT_MODELS:
+            rows = rows.filter(tenant=self.tenant)
+        return rows
+
+    # --8<-- [end:orm-objects]
 
     def _write_multi_valued(self, user_id: str, record: dict[str, Any]) -> None:
         for field_name, model in MULTI_VALUED.items():

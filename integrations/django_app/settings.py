@@ -33,10 +33,14 @@ TIME_ZONE = "UTC"
 APPEND_SLASH = False
 
 # --8<-- [start:settings]
-# Like Flask's and FastAPI's create_app(), refuse to start without a token.
+# Like Flask's and FastAPI's create_app(), refuse to start without a token:
+# SCIM_TOKENS (`tenant:token,...`) for several tenants, or SCIM_TOKEN alone
+# for one. A project with tokens of its own sets SCIM_TENANT_OF instead: the
+# dotted path of its function from a token to the tenant, or None.
+SCIM_TOKENS = os.environ.get("SCIM_TOKENS")
 SCIM_TOKEN = os.environ.get("SCIM_TOKEN")
-if not SCIM_TOKEN:
-    raise ImproperlyConfigured("Set the SCIM_TOKEN environment variable")
+if not (SCIM_TOKENS or SCIM_TOKEN):
+    raise ImproperlyConfigured("Set the SCIM_TOKEN or SCIM_TOKENS environment variable")
 # Django refuses a larger body when a view reads it (RequestDataTooBig).
 DATA_UPLOAD_MAX_MEMORY_SIZE = discovery.MAX_PAYLOAD_SIZE
 # --8<-- [end:settings]

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.urls import reverse
+from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from scim2_models import Error
 from scim2_models import PayloadTooLargeException
@@ -28,6 +30,7 @@ from shared import parsing
 from shared import resources
 from shared import responses
 from shared import search
+from shared import tenants
 from shared.endpoints import ROOT_ENDPOINT
 from shared.responses import ScimResponse
 
@@ -89,10 +92,11 @@ def scim_view(*methods: str) -> Callable[[View], Callable[..., HttpResponse]]:
             if request.method not in methods:
                 return to_response(responses.method_not_allowed())
             try:
-                auth.check_bearer_token(
-                    request.headers.get("Authorization"), settings.SCIM_TOKEN
+                tenant = auth.authenticate(
+                    request.headers.get("Authorization"), tenant_lookup()
                 )
-                return to_response(view(request, *args, **kwargs))
+                with tenants.serving(tenant):  # storage acts for this tenant
+                    return to_response(view(request, *args, **kwargs))
             except SuspiciousOperation as exc:
                 # A Host not in ALLOWED_HOSTS, and the like: the client's fault.
                 error = Error(status=400, detail=str(exc) or "Bad request")
@@ -108,6 +112,37 @@ def scim_view(*methods: str) -> Callable[[View], Callable[..., HttpResponse]]:
 
 
 # --8<-- [end:scim-view]
+
+
+# --8<-- [start:tenant-lookup]
+def tenant_lookup() -> auth.TenantOfToken:
+    """Whose token a request carries, as the settings say.
+
+    SCIM_TENANT_OF, the dotted path of the project's own function from a
+    token to its tenant; else SCIM_TOKENS (`tenant:token,...`); else
+    SCIM_TOKEN, the one default tenant's.
+    """
+    return _lookup(
+        getattr(settings, "SCIM_TENANT_OF", None),
+        getattr(settings, "SCIM_TOKENS", None),
+        getattr(settings, "SCIM_TOKEN", None),
+    )
+
+
+@functools.lru_cache(maxsize=8)  # hashed once, not at every request
+def _lookup(
+    path: str | None, tokens: str | None, token: str | None
+) -> auth.TenantOfToken:
+    if path:
+        return import_string(path)
+    if tokens:
+        return auth.TokenTable.parse(tokens)
+    if token:
+        return auth.tenant_lookup(token)
+    raise ImproperlyConfigured("Set SCIM_TOKEN, SCIM_TOKENS or SCIM_TENANT_OF")
+
+
+# --8<-- [end:tenant-lookup]
 
 
 @csrf_exempt

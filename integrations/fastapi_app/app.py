@@ -33,6 +33,8 @@ from shared import parsing
 from shared import resources
 from shared import responses
 from shared import search
+from shared import storage
+from shared import tenants
 from shared.endpoints import ROOT_ENDPOINT
 from shared.responses import ScimResponse
 
@@ -98,7 +100,11 @@ async def request_body(
 async def require_bearer_token(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> None:
-    auth.check_bearer_token(authorization, request.app.state.scim_token)
+    tenant = auth.authenticate(authorization, request.app.state.scim_tenant_of)
+    # Storage acts for this tenant. Each request runs in an asyncio task of
+    # its own, and a sync endpoint in a copy of its context: the tenant goes
+    # no further than this request.
+    tenants.bind(tenant)
 
 
 # --8<-- [end:auth]
@@ -277,14 +283,19 @@ def me() -> Response:
 
 
 # --8<-- [start:create-app]
-def create_app(token: str) -> FastAPI:
+def create_app(tokens: str | auth.TenantOfToken) -> FastAPI:
     """SCIM as an app of its own, which a host mounts where it likes:
 
     host.mount("/api/scim/v2", create_app(token))
+
+    `tokens` is one token (the default tenant's), a TokenTable, or the host's
+    own function from a token to its tenant (None for no tenant's).
     """
+    if isinstance(tokens, auth.TokenTable):
+        storage.check_tenants(tokens.tenants)  # a backend that can keep them apart
     # The SCIM schemas are the API description; FastAPI's own would be wrong.
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    app.state.scim_token = token
+    app.state.scim_tenant_of = auth.tenant_lookup(tokens)
     app.include_router(scim)
     # A sub-app's handlers see its own requests only: the host's 404s and 422s
     # stay FastAPI's JSON.

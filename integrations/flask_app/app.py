@@ -8,12 +8,11 @@ prefix: the host's routes, error handlers and config stay as they were. Serve
 it alone with `make serve FRAMEWORK=flask`.
 """
 
-import os
-
 from flask import Blueprint
 from flask import Flask
 from flask import Response
 from flask import current_app
+from flask import g
 from flask import request
 from flask import url_for
 from flask.sansio.blueprints import BlueprintSetupState
@@ -31,6 +30,8 @@ from shared import parsing
 from shared import resources
 from shared import responses
 from shared import search
+from shared import storage
+from shared import tenants
 from shared.endpoints import ROOT_ENDPOINT
 from shared.responses import ScimResponse
 
@@ -274,19 +275,34 @@ def me() -> Response:
 
 
 # --8<-- [start:auth]
-def create_blueprint(token: str) -> Blueprint:
+def create_blueprint(tokens: str | auth.TenantOfToken) -> Blueprint:
     """SCIM for a Flask app, which registers it at the prefix of its choice:
 
     host.register_blueprint(create_blueprint(token), url_prefix="/api/scim/v2")
+
+    `tokens` is one token (the default tenant's), a TokenTable, or the host's
+    own function from a token to its tenant (None for no tenant's).
     """
-    # The routes above, nested in a blueprint that holds this token: each host
+    if isinstance(tokens, auth.TokenTable):
+        storage.check_tenants(tokens.tenants)  # a backend that can keep them apart
+    tenant_of = auth.tenant_lookup(tokens)
+    # The routes above, nested in a blueprint that holds the tokens: each host
     # has its own. Its check runs first, and a 401 it raises is an error of
     # the routes' requests, so their handler makes it a SCIM Error.
     guarded = Blueprint("scim", __name__)
 
     @guarded.before_request
     def require_bearer_token() -> None:
-        auth.check_bearer_token(request.headers.get("Authorization"), token)
+        tenant = auth.authenticate(request.headers.get("Authorization"), tenant_of)
+        # Storage acts for this tenant until the request ends.
+        g.scim_tenant = tenants.bind(tenant)
+
+    @guarded.teardown_request
+    def unbind_tenant(exc: BaseException | None) -> None:
+        # The thread serves other requests next, the host's own among them.
+        bound = g.pop("scim_tenant", None)
+        if bound is not None:
+            tenants.unbind(bound)
 
     guarded.register_blueprint(scim)
     return guarded
@@ -296,11 +312,14 @@ def create_blueprint(token: str) -> Blueprint:
 
 
 # --8<-- [start:create-app]
-def create_app(token: str | None = None) -> Flask:
-    """The application `make serve` runs: SCIM under /scim/v2, nothing else."""
+def create_app(tokens: str | auth.TenantOfToken | None = None) -> Flask:
+    """The application `make serve` runs: SCIM under /scim/v2, nothing else.
+
+    Its tokens come from SCIM_TOKENS (`tenant:token,...`) or SCIM_TOKEN.
+    """
     app = Flask(__name__)
-    token = token or os.environ["SCIM_TOKEN"]
-    app.register_blueprint(create_blueprint(token), url_prefix="/scim/v2")
+    tokens = tokens or auth.tokens_from_environment()
+    app.register_blueprint(create_blueprint(tokens), url_prefix="/scim/v2")
     return app
 
 
