@@ -3,11 +3,14 @@
 import os
 
 from django.apps import AppConfig
+from django.conf import settings
 from django.db.backends.signals import connection_created
+from django.utils.module_loading import import_string
 
 
 class ScimConfig(AppConfig):
-    """Users and groups as Django models; SCIM_DJANGO_ORM=1 serves SCIM from them."""
+    """Users and groups as Django models; SCIM_STORAGE (or SCIM_DJANGO_ORM=1)
+    serves SCIM from them."""
 
     name = "integrations.django_app"
     label = "scim"
@@ -22,8 +25,15 @@ class ScimConfig(AppConfig):
         # Before any connection opens: SQLite gets the SQL functions filters
         # use (scim_fold, the case folding of shared.records.fold).
         connection_created.connect(register_functions, dispatch_uid="scim-sql")
-        if os.environ.get("SCIM_DJANGO_ORM") == "1":
-            from integrations.django_app.orm_storage import DjangoOrmStorage
+        # --8<-- [start:scim-storage]
+        # SCIM_STORAGE names the storage class SCIM serves from, as a dotted
+        # path: "integrations.django_app.auth_storage.AuthUserStorage"
+        # provisions into the project's own users and groups.
+        chosen = getattr(settings, "SCIM_STORAGE", None)
+        if chosen is None and os.environ.get("SCIM_DJANGO_ORM") == "1":
+            chosen = "integrations.django_app.orm_storage.DjangoOrmStorage"
+        if chosen is not None:
             from shared import storage
 
-            storage.use(DjangoOrmStorage())
+            storage.use(import_string(chosen)())
+        # --8<-- [end:scim-storage]
