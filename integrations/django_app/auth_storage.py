@@ -51,6 +51,8 @@ from django.db.models import TextField
 from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.db.models.functions import NullIf
+from django.db.models.signals import m2m_changed
+from django.db.models.signals import post_save
 from django.utils import timezone
 from scim2_models import InvalidValueException
 from scim2_models import NotFoundException
@@ -121,6 +123,7 @@ class AuthUserStorage:
         self.email_field = self.user_model.get_email_field_name()
         # The table behind user.groups, one row per membership.
         self.memberships = self.user_model.groups.through
+        connect_signals(self.user_model)
 
     # --8<-- [start:auth-password]
     def hash_password(self, password: str) -> str:
@@ -295,6 +298,7 @@ class AuthUserStorage:
             user.set_unusable_password()
         attributes = {name: record.get(name) for name in USER_ATTRIBUTES}
         attributes["extra"] = attributes["extra"] or {}
+        user.scim_writing = True  # its version moves on below, not in a signal
         if identity is None:
             user.save(using=self.using)
             identity = UserIdentity(user=user, scim_id=uuid.uuid4().hex, version=0)
@@ -318,6 +322,7 @@ class AuthUserStorage:
         name = record["display_name"]
         _validate(Group, "name", name)
         group.name = name
+        group.scim_writing = True
         _unique(lambda: group.save(using=self.using), f"displayName {name!r}")
         if identity is None:
             identity = GroupIdentity(group=group, scim_id=uuid.uuid4().hex, version=0)
@@ -370,6 +375,7 @@ class AuthUserStorage:
             if changed:
                 _validate(Group, "name", fields["display_name"])
                 group.name = fields["display_name"]
+                group.scim_writing = True
                 _unique(
                     lambda: group.save(using=self.using, update_fields=["name"]),
                     f"displayName {group.name!r}",
@@ -600,6 +606,78 @@ class AuthUserStorage:
     # --8<-- [end:auth-helpers]
 
 
+# --8<-- [start:auth-signals]
+# The project changes its users too: in the admin, a profile form, a login.
+# Django's signals tell this storage, so that the version (the ETag clients
+# compare, and the key of shared/representations.py's cache) moves on
+# whenever what SCIM shows of a user or group changes. QuerySet.update() and
+# bulk_update() send no signal: after those, call `touch_users(pks)`.
+
+
+def connect_signals(user_model: type[Model]) -> None:
+    """Listen to saves of users and groups, and to changes of user.groups."""
+    post_save.connect(_user_saved, sender=user_model, dispatch_uid="scim-user")
+    post_save.connect(_group_saved, sender=Group, dispatch_uid="scim-group")
+    m2m_changed.connect(
+        _memberships_changed,
+        sender=user_model.groups.through,
+        dispatch_uid="scim-memberships",
+    )
+
+
+def _user_saved(
+    sender: type[Model], instance: Model, using: str, update_fields: Any, **kwargs: Any
+) -> None:
+    if getattr(instance, "scim_writing", False):
+        return
+    shown = {
+        sender.USERNAME_FIELD,
+        sender.get_email_field_name(),
+        *USER_COLUMNS.values(),
+    }
+    if update_fields is not None and not shown & set(update_fields):
+        return  # a login's last_login, say: nothing SCIM shows
+    # A username the project changed is still unique in any letter case.
+    UserIdentity.objects.using(using).filter(user_id=instance.pk).update(
+        version=F("version") + 1,
+        last_modified=timezone.now(),
+        user_name_key=fold(instance.get_username()),
+    )
+
+
+def _group_saved(instance: Group, using: str, **kwargs: Any) -> None:
+    if not getattr(instance, "scim_writing", False):
+        touch(GroupIdentity, [instance.pk], using)
+
+
+def _memberships_changed(
+    instance: Model, action: str, reverse: bool, pk_set: Any, using: str, **kwargs: Any
+) -> None:
+    if action not in ("post_add", "post_remove", "pre_clear"):
+        return
+    if action == "pre_clear":  # which ones, before they are gone
+        related = instance.groups if not reverse else instance.user_set
+        pk_set = set(related.values_list("pk", flat=True))
+    users, groups = ([instance.pk], pk_set) if not reverse else (pk_set, [instance.pk])
+    touch(UserIdentity, users, using)
+    touch(GroupIdentity, groups, using)
+
+
+def touch(model: type[Model], pks: Iterable[int], using: str) -> None:
+    """New versions for the identities of these users or groups."""
+    model.objects.using(using).filter(pk__in=list(pks)).update(
+        version=F("version") + 1, last_modified=timezone.now()
+    )
+
+
+def touch_users(pks: Iterable[int], using: str = DEFAULT_DB_ALIAS) -> None:
+    """After a QuerySet.update() of users: their versions move on."""
+    touch(UserIdentity, pks, using)
+
+
+# --8<-- [end:auth-signals]
+
+
 def _validate(model: type[Model], field_name: str, value: Any) -> None:
     """Django's own rules for a field (length, username characters, email): 400."""
     try:
@@ -646,7 +724,8 @@ def in_creation_order(rows: QuerySet, past: int | None, backwards: bool) -> Quer
 # user model, of auth.Group, or a key of the identity row's `attributes`.
 IDENTITY = "scim_identity__"
 ATTRIBUTES = F(IDENTITY + "attributes")
-EMPTY = Value("", output_field=TextField())
+TEXT = TextField()
+EMPTY = Value("", output_field=TEXT)
 
 
 def _in_attributes(path: tuple[str, ...], kind: type) -> Expression:
@@ -660,8 +739,8 @@ USER_TARGETS: dict[str, Callable[[type], Expression]] = {
     "created": lambda kind: F(IDENTITY + "created"),
     "last_modified": lambda kind: F(IDENTITY + "last_modified"),
     # Django keeps "" for no name; SCIM has no value (`pr`, `eq null`).
-    "given_name": lambda kind: NullIf(F("first_name"), EMPTY),
-    "family_name": lambda kind: NullIf(F("last_name"), EMPTY),
+    "given_name": lambda kind: NullIf(F("first_name"), EMPTY, output_field=TEXT),
+    "family_name": lambda kind: NullIf(F("last_name"), EMPTY, output_field=TEXT),
     "active": lambda kind: F("is_active"),
 }
 GROUP_TARGETS: dict[str, Callable[[type], Expression]] = {
