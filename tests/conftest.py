@@ -160,11 +160,17 @@ def make_app(framework: str) -> Any:
     return get_wsgi_application()
 
 
-BACKENDS = ["memory", "sqlite", "django-sqlite", "django-auth-sqlite"]
+BACKENDS = [
+    "memory",
+    "sqlite",
+    "django-sqlite",
+    "django-auth-sqlite",
+    "existing-sqlite",
+]
 POSTGRES_URL = os.environ.get("SCIM_TEST_POSTGRES_URL")
 if POSTGRES_URL:
     BACKENDS += ["postgres", "django-postgres", "django-auth-postgres"]
-    BACKENDS += []
+    BACKENDS += ["existing-postgres"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
