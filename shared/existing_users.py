@@ -258,6 +258,15 @@ class ExistingUsersStorage:
                     )
                 )
 
+    def touch_users(self, user_ids: Iterable[int]) -> None:
+        """After the application changed these users itself: new versions.
+
+        The version is the ETag clients compare, and what cached answers
+        are checked against: call this where your code updates `users`.
+        """
+        with _WriteTransaction(self.engine) as conn:
+            self._touch(conn, USER, list(user_ids), _now())
+
     # --8<-- [end:existing-adopt]
 
     # --8<-- [start:existing-read]
