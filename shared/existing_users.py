@@ -195,6 +195,7 @@ def side_values(record: dict[str, Any]) -> dict[str, Any]:
 # --8<-- [end:existing-mapping]
 
 
+# --8<-- [start:existing-small-helpers]
 def _pk(record_id: str) -> int | None:
     """The primary key a SCIM id names: "12" is 12; "012" or "x" name no one."""
     if record_id.isascii() and record_id.isdigit() and str(int(record_id)) == record_id:
@@ -224,6 +225,9 @@ def _unique(what: str) -> Callable[..., Any]:
         return guarded
 
     return decorator
+
+
+# --8<-- [end:existing-small-helpers]
 
 
 class ExistingUsersStorage:

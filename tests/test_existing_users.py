@@ -16,6 +16,8 @@ from conftest import group_body
 from conftest import make_app
 from conftest import patch_body
 from conftest import user_body
+from hosts import fastapi_host
+from hosts import flask_host
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
@@ -26,19 +28,25 @@ from shared.existing_users import user_data
 from shared.existing_users import users
 
 
+@pytest.fixture(params=["flask", "fastapi"])
+def framework(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def existing(tmp_path) -> Iterator[ExistingUsersStorage]:
-    chosen = ExistingUsersStorage(f"sqlite:///{tmp_path}/app.sqlite3")
+def existing(tmp_path, framework) -> Iterator[ExistingUsersStorage]:
+    """The host's start-up, as the docs show it for each framework."""
+    host = flask_host if framework == "flask" else fastapi_host
     previous = storage.backend()
-    storage.use(chosen)
+    chosen = host.provision_into_users_table(f"sqlite:///{tmp_path}/app.sqlite3")
     yield chosen
     storage.use(previous)
     chosen.engine.dispose()
 
 
-@pytest.fixture(params=["flask", "fastapi"])
-def client(request, existing) -> ScimClient:
-    return ScimClient(request.param, make_app(request.param))
+@pytest.fixture
+def client(framework, existing) -> ScimClient:
+    return ScimClient(framework, make_app(framework))
 
 
 def row(existing, email):

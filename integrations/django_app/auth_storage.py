@@ -603,7 +603,48 @@ class AuthUserStorage:
             records.append(record)
         return records
 
-    # --8<-- [end:auth-helpers]
+
+def _validate(model: type[Model], field_name: str, value: Any) -> None:
+    """Django's own rules for a field (length, username characters, email): 400."""
+    try:
+        model._meta.get_field(field_name).run_validators(value)
+    except ValidationError as error:
+        raise InvalidValueException(
+            detail=f"{model.__name__}.{field_name}: {' '.join(error.messages)}"
+        ) from None
+
+
+def _unique(write: Callable[[], Any], what: str) -> Any:
+    """Run a write; a value a unique constraint refuses is a 409, never a 500."""
+    try:
+        return write()
+    except IntegrityError:
+        raise UniquenessException(detail=f"{what} is already taken") from None
+
+
+def _display(attributes: dict[str, Any], user: Model) -> str:
+    """The name a group shows for a user: displayName, else userName."""
+    return attributes.get("display_name") or user.get_username()
+
+
+def _emails_of(email: str) -> list[dict[str, Any]]:
+    """An adopted user's email, as the SCIM list the identity row keeps."""
+    return [{"value": email, "type": "work", "primary": True}] if email else []
+
+
+def _page(rows: QuerySet, start: int, stop: int | None) -> QuerySet:
+    """rows[start:stop], never a negative LIMIT."""
+    return rows[start:] if stop is None else rows[start : max(start, stop)]
+
+
+def in_creation_order(rows: QuerySet, past: int | None, backwards: bool) -> QuerySet:
+    """A keyset on the primary key, which grows with every user or group created."""
+    if past is not None:
+        rows = rows.filter(pk__lt=past) if backwards else rows.filter(pk__gt=past)
+    return rows.order_by("-pk" if backwards else "pk")
+
+
+# --8<-- [end:auth-helpers]
 
 
 # --8<-- [start:auth-signals]
@@ -676,46 +717,6 @@ def touch_users(pks: Iterable[int], using: str = DEFAULT_DB_ALIAS) -> None:
 
 
 # --8<-- [end:auth-signals]
-
-
-def _validate(model: type[Model], field_name: str, value: Any) -> None:
-    """Django's own rules for a field (length, username characters, email): 400."""
-    try:
-        model._meta.get_field(field_name).run_validators(value)
-    except ValidationError as error:
-        raise InvalidValueException(
-            detail=f"{model.__name__}.{field_name}: {' '.join(error.messages)}"
-        ) from None
-
-
-def _unique(write: Callable[[], Any], what: str) -> Any:
-    """Run a write; a value a unique constraint refuses is a 409, never a 500."""
-    try:
-        return write()
-    except IntegrityError:
-        raise UniquenessException(detail=f"{what} is already taken") from None
-
-
-def _display(attributes: dict[str, Any], user: Model) -> str:
-    """The name a group shows for a user: displayName, else userName."""
-    return attributes.get("display_name") or user.get_username()
-
-
-def _emails_of(email: str) -> list[dict[str, Any]]:
-    """An adopted user's email, as the SCIM list the identity row keeps."""
-    return [{"value": email, "type": "work", "primary": True}] if email else []
-
-
-def _page(rows: QuerySet, start: int, stop: int | None) -> QuerySet:
-    """rows[start:stop], never a negative LIMIT."""
-    return rows[start:] if stop is None else rows[start : max(start, stop)]
-
-
-def in_creation_order(rows: QuerySet, past: int | None, backwards: bool) -> QuerySet:
-    """A keyset on the primary key, which grows with every user or group created."""
-    if past is not None:
-        rows = rows.filter(pk__lt=past) if backwards else rows.filter(pk__gt=past)
-    return rows.order_by("-pk" if backwards else "pk")
 
 
 # --8<-- [start:auth-layout]
