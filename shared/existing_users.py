@@ -182,7 +182,9 @@ def app_values(record: dict[str, Any]) -> dict[str, Any]:
 def side_values(record: dict[str, Any]) -> dict[str, Any]:
     """The columns of `scim_user_data` a user record writes."""
     attributes = {
-        name: record[name] for name in USER_ATTRIBUTES if record.get(name) is not None
+        name: record[name]
+        for name in USER_ATTRIBUTES
+        if record.get(name) not in (None, [])
     }
     return {
         "user_name_key": fold(record["user_name"]),
