@@ -216,11 +216,6 @@ OWN_MODEL_MODULES = {
 # marked `@pytest.mark.keeps("nested-groups")`, and skips on them, saying why.
 NOT_KEPT = {
     "nested-groups": "auth.Group and the users table hold users, not groups",
-    "member-display": "a member's display is its user's name: "
-    "auth.Group memberships have no column for another one",
-    "duplicate-group-names": "auth.Group names are unique",
-    "sort-by-emails": "emails are kept as sent, in JSON: sorting by them is refused",
-    "absent-active": "is_active is never null: a user without `active` is active",
 }
 
 
