@@ -284,3 +284,73 @@ def test_filters_read_the_project_columns_and_the_identity_row(client, alias):
     assert names('title eq "Guide" and userName eq "BJENSEN"') == ["bjensen"]
     reply = client.get("/Users", params={"sortBy": "emails.value"})
     assert_error(reply, 400, "invalidFilter")
+
+
+CUSTOM_USER_SCRIPT = """
+import json
+import django
+
+django.setup()
+from django.core.management import call_command
+from django.test import Client
+
+call_command("migrate", verbosity=0)
+from custom_user.models import Person
+
+client = Client()
+headers = {"Authorization": "Bearer custom-user-token"}
+body = {
+    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+    "userName": "bjensen",
+    "name": {"givenName": "Barbara"},
+    "emails": [{"value": "b@example.com", "type": "work"}],
+    "password": "s3cret-Passw0rd",
+}
+created = client.post(
+    "/scim/v2/Users", json.dumps(body), "application/scim+json", headers=headers
+)
+patch = {
+    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [{"op": "replace", "path": "active", "value": False}],
+}
+user_id = created.json()["id"]
+patched = client.patch(
+    f"/scim/v2/Users/{user_id}", json.dumps(patch), "application/scim+json",
+    headers=headers,
+)
+person = Person.objects.get(username="bjensen")
+print(json.dumps([
+    created.status_code, patched.status_code, person.first_name, person.email,
+    person.is_active, person.check_password("s3cret-Passw0rd"),
+]))
+"""
+
+
+def test_a_custom_auth_user_model_works_through_get_user_model(tmp_path):
+    """AUTH_USER_MODEL = "custom_user.Person": the same recipe, another model.
+
+    Django fixes the user model at start-up, so this runs in a process of its own.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "custom_user_settings",
+        "CUSTOM_USER_DATABASE_URL": f"sqlite:///{tmp_path}/custom.sqlite3",
+        "PYTHONPATH": str(tests),
+    }
+    ran = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", CUSTOM_USER_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == [201, 200, "Barbara", "b@example.com", False, True]

@@ -121,8 +121,10 @@ class AuthUserStorage:
         self.user_model = get_user_model()
         self.user_name_field = self.user_model.USERNAME_FIELD
         self.email_field = self.user_model.get_email_field_name()
-        # The table behind user.groups, one row per membership.
+        # The table behind user.groups, one row per membership, and the name
+        # of its key to the user model ("user" for auth.User).
         self.memberships = self.user_model.groups.through
+        self.member = member_field(self.user_model)
         connect_signals(self.user_model)
 
     # --8<-- [start:auth-password]
@@ -331,7 +333,9 @@ class AuthUserStorage:
         identity.attributes = {"extra": record.get("extra") or {}}
         self._write_identity(identity, now)
         wanted = self._member_pks(group.pk, record.get("members") or [])
-        current = set(self._members_of(group.pk).values_list("user_id", flat=True))
+        current = set(
+            self._members_of(group.pk).values_list(f"{self.member}_id", flat=True)
+        )
         self._join(group.pk, wanted - current, now)
         self._leave(group.pk, current - wanted, now)
         return identity.scim_id
@@ -354,14 +358,14 @@ class AuthUserStorage:
             adding = self._member_pks(group.pk, add)
             current = set(
                 self._members_of(group.pk)
-                .filter(user_id__in=adding)
-                .values_list("user_id", flat=True)
+                .filter(**{f"{self.member}_id__in": adding})
+                .values_list(f"{self.member}_id", flat=True)
             )
             joining = adding - current
             leaving = set(
                 self._members_of(group.pk)
-                .filter(user__scim_identity__scim_id__in=remove)
-                .values_list("user_id", flat=True)
+                .filter(**{f"{self.member}__scim_identity__scim_id__in": remove})
+                .values_list(f"{self.member}_id", flat=True)
             )
             changed = fields is not None and (
                 fields["display_name"] != group.name
@@ -402,7 +406,7 @@ class AuthUserStorage:
                 # Its members' `groups` change: their versions move on.
                 members = list(
                     self._members_of(identity.group.pk).values_list(
-                        "user_id", flat=True
+                        f"{self.member}_id", flat=True
                     )
                 )
                 self._touch_users(members, now)
@@ -427,7 +431,7 @@ class AuthUserStorage:
     def _members_of(self, group_pk: int) -> QuerySet:
         """The memberships of a group that SCIM sees: its managed users'."""
         return self._objects(self.memberships).filter(
-            group_id=group_pk, user__scim_identity__isnull=False
+            group_id=group_pk, **{f"{self.member}__scim_identity__isnull": False}
         )
 
     def _locked(self, kind: str, record_id: str) -> UserIdentity | GroupIdentity:
@@ -490,14 +494,15 @@ class AuthUserStorage:
 
     def _join(self, group_pk: int, user_pks: set[int], now: datetime) -> None:
         self._objects(self.memberships).bulk_create(
-            self.memberships(group_id=group_pk, user_id=pk) for pk in user_pks
+            self.memberships(group_id=group_pk, **{f"{self.member}_id": pk})
+            for pk in user_pks
         )
         self._touch_users(user_pks, now)  # their `groups` changed
 
     def _leave(self, group_pk: int, user_pks: set[int], now: datetime) -> None:
         if user_pks:
             self._objects(self.memberships).filter(
-                group_id=group_pk, user_id__in=user_pks
+                group_id=group_pk, **{f"{self.member}_id__in": user_pks}
             ).delete()
             self._touch_users(user_pks, now)
 
@@ -508,7 +513,9 @@ class AuthUserStorage:
 
     def _touch_groups_of(self, user_pks: list[int], now: datetime) -> None:
         """New versions for the groups that list these users."""
-        groups = self._objects(self.memberships).filter(user_id__in=user_pks)
+        groups = self._objects(self.memberships).filter(
+            **{f"{self.member}_id__in": user_pks}
+        )
         self._objects(GroupIdentity).filter(
             group_id__in=groups.values("group_id")
         ).update(version=F("version") + 1, last_modified=now)
@@ -526,11 +533,13 @@ class AuthUserStorage:
         memberships = (
             self._objects(self.memberships)
             .filter(
-                user_id__in=[user.pk for user in users],
+                **{f"{self.member}_id__in": [user.pk for user in users]},
                 group__scim_identity__isnull=False,
             )
             .order_by("group__name", "group__scim_identity__scim_id")
-            .values_list("user_id", "group__scim_identity__scim_id", "group__name")
+            .values_list(
+                f"{self.member}_id", "group__scim_identity__scim_id", "group__name"
+            )
         )
         for user_pk, group_id, name in memberships:
             groups.setdefault(user_pk, []).append({"value": group_id, "display": name})
@@ -568,13 +577,16 @@ class AuthUserStorage:
         if members:
             memberships = (
                 self._objects(self.memberships)
-                .filter(group_id__in=list(by_group), user__scim_identity__isnull=False)
+                .filter(
+                    group_id__in=list(by_group),
+                    **{f"{self.member}__scim_identity__isnull": False},
+                )
                 .order_by("pk")  # the order members joined in
                 .values_list(
                     "group_id",
-                    "user__scim_identity__scim_id",
-                    f"user__{self.user_name_field}",
-                    "user__scim_identity__attributes__display_name",
+                    f"{self.member}__scim_identity__scim_id",
+                    f"{self.member}__{self.user_name_field}",
+                    f"{self.member}__scim_identity__attributes__display_name",
                 )
             )
             for group_pk, user_id, user_name, display_name in memberships:
@@ -602,6 +614,11 @@ class AuthUserStorage:
                 record["members"] = by_group[group.pk]
             records.append(record)
         return records
+
+
+def member_field(user_model: type[Model]) -> str:
+    """The name of the key of user.groups' rows to the user model."""
+    return user_model.groups.field.m2m_field_name()
 
 
 def _validate(model: type[Model], field_name: str, value: Any) -> None:
@@ -775,9 +792,10 @@ def _entry_value(target: Column | JsonKey) -> Expression:
 
 def user_collections(collection: Rows | JsonArray, holds: Callable[[Scope], Q]) -> Q:
     """A user's multi-valued attributes: JSON arrays, and its auth.Group rows."""
+    member = member_field(get_user_model())
     if collection == Rows("groups"):
         memberships = get_user_model().groups.through._default_manager.filter(
-            user_id=OuterRef("pk"), group__scim_identity__isnull=False
+            **{f"{member}_id": OuterRef("pk")}, group__scim_identity__isnull=False
         )
         columns = {
             "value": F("group__scim_identity__scim_id"),
@@ -795,18 +813,19 @@ def group_collections(collection: Rows | JsonArray, holds: Callable[[Scope], Q])
     """A group's members (the rows of user.groups), and JSON arrays of its own."""
     if collection == Rows("members"):
         user_model = get_user_model()
+        member = member_field(user_model)
         memberships = user_model.groups.through._default_manager.filter(
-            group_id=OuterRef("pk"), user__scim_identity__isnull=False
+            group_id=OuterRef("pk"), **{f"{member}__scim_identity__isnull": False}
         )
         display = JsonValue(
-            ("display_name",), str, F("user__" + IDENTITY + "attributes")
+            ("display_name",), str, F(member + "__" + IDENTITY + "attributes")
         )
         columns = {
-            "value": F("user__" + IDENTITY + "scim_id"),
+            "value": F(member + "__" + IDENTITY + "scim_id"),
             "type": Value(USER, output_field=TextField()),
             "display": Coalesce(
                 NullIf(display, EMPTY),
-                F("user__" + user_model.USERNAME_FIELD),
+                F(member + "__" + user_model.USERNAME_FIELD),
                 output_field=TextField(),
             ),
         }
