@@ -53,16 +53,25 @@ def server_command(
     ]  # fmt: skip
 
 
+def django_models() -> bool:
+    """Whether Django serves from models: the ORM recipe's, or auth.User."""
+    return "1" in (
+        os.environ.get("SCIM_DJANGO_ORM"),
+        os.environ.get("SCIM_DJANGO_AUTH"),
+    )
+
+
 def prepare_database(framework: str) -> None:
     """Create the tables and load the demo data once, before any worker starts.
 
     Workers then find both in place, instead of racing to create them. The
-    Django ORM recipe (SCIM_DJANGO_ORM=1) gets its migrations applied.
+    Django ORM recipe (SCIM_DJANGO_ORM=1) and the auth.User one
+    (SCIM_DJANGO_AUTH=1) get their migrations applied.
     """
     from shared import demo
     from shared import storage
 
-    if framework == "django" and os.environ.get("SCIM_DJANGO_ORM") == "1":
+    if framework == "django" and django_models():
         import django
         from django.core.management import call_command
         from django.db import connections
@@ -100,7 +109,7 @@ def main() -> None:
             "the in-memory storage lives in one process: use --workers 1, "
             "or set SCIM_DATABASE_URL to a shared database"
         )
-    if database_url or os.environ.get("SCIM_DJANGO_ORM") == "1":
+    if database_url or (args.framework == "django" and django_models()):
         prepare_database(args.framework)
     url = f"http://{args.host}:{args.port}/scim/v2"
     if os.environ.get("SCIM_TOKENS"):  # several tenants, each with its tokens

@@ -22,6 +22,7 @@ from scim2_models import Group
 from scim2_models import Resource
 from scim2_models import Returned
 
+from shared import storage
 from shared.discovery import UserResource
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -157,8 +158,15 @@ def from_scim_user(user: UserResource) -> dict[str, Any]:
         "extra": payload,
     }
     if user.password is not None:
-        record["password_hash"] = hash_password(user.password)
+        record["password_hash"] = password_hash(user.password)
     return record
+
+
+def password_hash(password: str) -> str:
+    """The hash a record keeps: the backend's own, when it hashes passwords
+    its own way (Django's auth.User: `set_password`), else `hash_password`'s."""
+    own_hasher = getattr(storage.backend(), "hash_password", None)
+    return own_hasher(password) if own_hasher else hash_password(password)
 
 
 # --8<-- [end:from-scim-user]

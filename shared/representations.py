@@ -110,9 +110,15 @@ def _key(endpoint: ResourceEndpoint, record: dict[str, Any]) -> tuple:
 
 
 def _stamp(record: dict[str, Any]) -> tuple:
-    """What a kept entry must have been built from: version and group names."""
+    """What a kept entry must have been built from: version and group names.
+
+    And the creation time: a backend whose ids are its table's integers
+    (shared/existing_users.py) gives id "1" again in a new database, and a
+    new record there must not be answered with the old one's JSON.
+    """
     groups = record.get("groups")
-    return (record["version"], tuple([group["display"] for group in groups or ()]))
+    names = tuple([group["display"] for group in groups or ()])
+    return (record["version"], record["created"], names)
 
 
 REPRESENTATIONS = Representations()

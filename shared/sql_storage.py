@@ -942,13 +942,17 @@ class SqlPlan:
         }
         return MEMBERS, memberships.c.group_id == self.table.c.id, columns
 
-    def elements(self, path: tuple[str, ...]) -> tuple[Any, ColumnElement]:
-        """The elements of a JSON array in `extra`, and a check that it is one."""
+    def elements(
+        self, path: tuple[str, ...], document: ColumnElement | None = None
+    ) -> tuple[Any, ColumnElement]:
+        """The elements of a JSON array in `extra` (or in `document`), and a
+        check that it is one."""
+        document = self.extra if document is None else document
         if not self.postgres:
             at = sqlite_json_path(path)
-            elements = func.json_each(self.extra, at).table_valued("value")
-            return elements, func.json_type(self.extra, at) == "array"
-        array = self.extra[path]  # jsonb_array_elements fails on anything else
+            elements = func.json_each(document, at).table_valued("value")
+            return elements, func.json_type(document, at) == "array"
+        array = document[path]  # jsonb_array_elements fails on anything else
         array = case((func.jsonb_typeof(array) == "array", array), else_=EMPTY)
         value = sql_column("value", JSONB)
         return func.jsonb_array_elements(array).table_valued(value), true()

@@ -160,10 +160,17 @@ def make_app(framework: str) -> Any:
     return get_wsgi_application()
 
 
-BACKENDS = ["memory", "sqlite", "django-sqlite"]
+BACKENDS = [
+    "memory",
+    "sqlite",
+    "django-sqlite",
+    "django-auth-sqlite",
+    "existing-sqlite",
+]
 POSTGRES_URL = os.environ.get("SCIM_TEST_POSTGRES_URL")
 if POSTGRES_URL:
-    BACKENDS += ["postgres", "django-postgres"]
+    BACKENDS += ["postgres", "django-postgres", "django-auth-postgres"]
+    BACKENDS += ["existing-postgres"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -184,6 +191,34 @@ def pytest_report_header(config: pytest.Config) -> str:
 # The Django ORM backend (integrations/django_app/orm_storage.py): the
 # DATABASES alias of each, in tests/django_orm_settings.py.
 DJANGO_DATABASES = {"django-sqlite": "default", "django-postgres": "postgres"}
+# The recipes that provision into a user model of the application's own:
+# Django's auth.User (integrations/django_app/auth_storage.py), and an
+# existing `users` table through SQLAlchemy (shared/existing_users.py).
+DJANGO_AUTH_DATABASES = {
+    "django-auth-sqlite": "default",
+    "django-auth-postgres": "postgres",
+}
+EXISTING_TABLE = ("existing-sqlite", "existing-postgres")
+OWN_MODEL_BACKENDS = (*DJANGO_AUTH_DATABASES, *EXISTING_TABLE)
+# They run the behaviour suites of these modules: users, groups, PATCH and
+# queries, what an identity provider does. The other suites hold the
+# integrations to protocol details that do not depend on where users are
+# kept, and the contract suite compares the SCIM-shaped backends; running
+# them on four more backends would cost a minute of `make test` for nothing new;
+# so would the first recipe (minimal.py), which calls the same storage. On
+# PostgreSQL, PATCH is left out too: a PATCH reaches the storage as the same
+# save_record that the users suite's PUTs make there.
+OWN_MODEL_MODULES = {
+    "test_users.py",
+    "test_groups.py",
+    "test_patch.py",
+    "test_query.py",
+}
+# What these recipes do not keep, and why. A test of such a behaviour is
+# marked `@pytest.mark.keeps("nested-groups")`, and skips on them, saying why.
+NOT_KEPT = {
+    "nested-groups": "auth.Group and the users table hold users, not groups",
+}
 
 
 # Which frameworks each backend runs the behaviour suites behind. Memory runs
@@ -198,6 +233,10 @@ SERVED_BY = {
     "postgres": ("fastapi",),
     "django-sqlite": ("django",),
     "django-postgres": ("django",),
+    "django-auth-sqlite": ("django",),
+    "django-auth-postgres": ("django",),
+    "existing-sqlite": ("flask",),
+    "existing-postgres": ("fastapi",),
 }
 
 
@@ -209,7 +248,13 @@ def pytest_collection_modifyitems(
     for item in items:
         params = item.callspec.params if hasattr(item, "callspec") else {}
         backend, framework = params.get("backend"), params.get("framework")
-        if backend and framework and framework not in SERVED_BY[backend]:
+        elsewhere = backend and framework and framework not in SERVED_BY[backend]
+        unrun = backend in OWN_MODEL_BACKENDS and (
+            item.path.name not in OWN_MODEL_MODULES
+            or params.get("recipe") == "minimal"
+            or (backend.endswith("postgres") and item.path.name == "test_patch.py")
+        )
+        if elsewhere or unrun:
             dropped.append(item)
         else:
             kept.append(item)
@@ -246,6 +291,16 @@ def postgres_storage(worker_id: str) -> Iterator[Any]:
     from shared.sql_storage import SqlStorage
 
     backend = SqlStorage(postgres_url(f"scim_test_{worker_id}"))
+    yield backend
+    backend.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def existing_postgres_storage(worker_id: str) -> Iterator[Any]:
+    """The existing-table recipe in a schema of its own per worker."""
+    from shared.existing_users import ExistingUsersStorage
+
+    backend = ExistingUsersStorage(postgres_url(f"scim_existing_{worker_id}"))
     yield backend
     backend.engine.dispose()
 
@@ -299,10 +354,26 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     """
     from shared.sql_storage import SqlStorage
 
+    if request.param in OWN_MODEL_BACKENDS:
+        for marker in request.node.iter_markers("keeps"):
+            for behaviour in marker.args:
+                pytest.skip(f"{request.param} recipe: {NOT_KEPT[behaviour]}")
     if request.param == "memory":
         chosen = storage.MemoryStorage()
     elif request.param == "sqlite":
         chosen = SqlStorage(f"sqlite:///{tmp_path}/scim.sqlite3")
+    elif request.param in DJANGO_AUTH_DATABASES:
+        from integrations.django_app.auth_storage import AuthUserStorage
+
+        request.getfixturevalue("django_databases")
+        request.getfixturevalue("thread_connections_closed")
+        chosen = AuthUserStorage(using=DJANGO_AUTH_DATABASES[request.param])
+    elif request.param == "existing-sqlite":
+        from shared.existing_users import ExistingUsersStorage
+
+        chosen = ExistingUsersStorage(f"sqlite:///{tmp_path}/app.sqlite3")
+    elif request.param == "existing-postgres":
+        chosen = request.getfixturevalue("existing_postgres_storage")
     elif request.param in DJANGO_DATABASES:
         from integrations.django_app.orm_storage import DjangoOrmStorage
 
@@ -316,7 +387,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     storage.use(chosen)
     yield request.param
     storage.use(previous)
-    if request.param == "sqlite":
+    if request.param in ("sqlite", "existing-sqlite"):
         chosen.engine.dispose()
 
 
@@ -397,3 +468,15 @@ def assert_error(reply: Reply, status: int, scim_type: str | None = None) -> Non
     assert body["status"] == str(status)
     assert body.get("scimType") == scim_type
     assert b"Traceback" not in reply.body
+
+
+def password_matches(password: str, hashed: str) -> bool:
+    """Whether a record's password hash is that of `password`: the cookbook's
+    scrypt, or, for the auth.User recipe, whatever set_password() made."""
+    from shared import mapping
+
+    if hashed.startswith("scrypt$"):
+        return mapping.check_password(password, hashed)
+    from django.contrib.auth.hashers import check_password
+
+    return check_password(password, hashed)

@@ -36,3 +36,7 @@ if postgres_url := os.environ.get("SCIM_TEST_POSTGRES_URL"):
     DATABASES["postgres"]["OPTIONS"]["options"] = (
         f"-c search_path={SCIM_TEST_POSTGRES_SCHEMA}"
     )
+
+# Django's advice for tests: a fast hasher, where production keeps PBKDF2's
+# deliberately slow one (the auth.User recipe hashes through set_password).
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

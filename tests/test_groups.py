@@ -1,5 +1,6 @@
 """Groups: CRUD, members that must exist, and User.groups derived from memberships."""
 
+import pytest
 from conftest import BASE
 from conftest import assert_error
 from conftest import create_group
@@ -56,6 +57,7 @@ def test_unknown_member_is_400_invalid_value_and_changes_nothing(client):
     assert client.get(f"/Groups/{group['id']}").json == group
 
 
+@pytest.mark.keeps("nested-groups")
 def test_nested_groups(client):
     inner = create_group(client, "Inner")
     reply = client.post(

@@ -5,6 +5,7 @@ from conftest import ENTERPRISE
 from conftest import assert_error
 from conftest import create_group
 from conftest import create_user
+from conftest import password_matches
 from conftest import patch_body
 
 
@@ -104,7 +105,6 @@ def test_extension_urn_path(client):
 
 
 def test_password_can_be_patched_and_is_not_returned(client):
-    from shared import mapping
     from shared import storage
 
     user = create_user(client, "bjensen")
@@ -114,7 +114,7 @@ def test_password_can_be_patched_and_is_not_returned(client):
     assert reply.status == 200
     assert "password" not in reply.json
     record = storage.get_record(storage.USER, user["id"])
-    assert mapping.check_password("N3w-pass", record["password_hash"])
+    assert password_matches("N3w-pass", record["password_hash"])
 
 
 @pytest.mark.parametrize("path", ["id", "meta.created", "meta.version", "groups"])

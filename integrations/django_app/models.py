@@ -8,6 +8,7 @@ Strings are nullable because SCIM tells a missing value from an empty one (`pr`)
 Users and groups name their tenant: the storage asks for one tenant's rows only.
 """
 
+from django.conf import settings
 from django.db import models
 
 from shared.tenants import DEFAULT_TENANT
@@ -126,3 +127,53 @@ class Membership(models.Model):
 
 
 # --8<-- [end:django-models]
+
+
+# --8<-- [start:auth-identity]
+# The recipe that provisions into the project's own user model and auth.Group
+# (auth_storage.py): what those have no column for, one row per user or group.
+
+
+class UserIdentity(models.Model):
+    """A user's SCIM identity: its id, externalId, version and other attributes."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        models.CASCADE,
+        primary_key=True,
+        related_name="scim_identity",
+    )
+    scim_id = models.CharField(max_length=32, unique=True)
+    # userName is caseExact false in SCIM, `username` case-sensitive in
+    # Django: SCIM's uniqueness is this unique folded copy of the username.
+    user_name_key = models.TextField(unique=True)
+    external_id = models.TextField(null=True)
+    version = models.PositiveIntegerField()
+    created = models.DateTimeField()
+    last_modified = models.DateTimeField()
+    # displayName, title, emails, phoneNumbers, the enterprise extension...:
+    # everything the user model has no column for, keyed as records are.
+    attributes = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "django_scim_user_identities"
+
+
+class GroupIdentity(models.Model):
+    """A group's SCIM identity: auth.Group has only a name."""
+
+    group = models.OneToOneField(
+        "auth.Group", models.CASCADE, primary_key=True, related_name="scim_identity"
+    )
+    scim_id = models.CharField(max_length=32, unique=True)
+    external_id = models.TextField(null=True)
+    version = models.PositiveIntegerField()
+    created = models.DateTimeField()
+    last_modified = models.DateTimeField()
+    attributes = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "django_scim_group_identities"
+
+
+# --8<-- [end:auth-identity]

@@ -656,22 +656,26 @@ FIELDS = {
 Scope = Callable[[Column | JsonKey], Expression]  # where a target's value lives
 
 
-def where(plan: Plan, value: Scope | None = None) -> Q:
-    """The Q object of a plan; `value` finds its targets (default: the record's)."""
+def where(
+    plan: Plan, value: Scope | None = None, some: "Collection | None" = None
+) -> Q:
+    """The Q object of a plan; `value` finds its targets (default: the record's),
+    `some` writes its collections (default: these models')."""
     value = value or record_value
+    some = some or record_collection
     match plan:
         case Truth(holds):
             return EVERYTHING if holds else NOTHING
         case AllOf(terms):
             return functools.reduce(
-                operator.and_, (where(term, value) for term in terms), EVERYTHING
+                operator.and_, (where(term, value, some) for term in terms), EVERYTHING
             )
         case AnyOf(terms):
             return functools.reduce(
-                operator.or_, (where(term, value) for term in terms), NOTHING
+                operator.or_, (where(term, value, some) for term in terms), NOTHING
             )
         case Negation(term):
-            return ~where(term, value)
+            return ~where(term, value, some)
         case IsNull(target):  # in JSON: absent or null, whatever its type
             return Q(lookups.IsNull(value(untyped(target)), True))
         case IsPresent(target):  # RFC 7644 §3.4.2.2: a value, a non-empty string
@@ -681,13 +685,23 @@ def where(plan: Plan, value: Scope | None = None) -> Q:
             return present
         case Compare(target):
             return compare(plan, value(target))
-        case Some(Rows(name), inner):
-            rows, columns = collection_rows(name)
-            return Q(Exists(rows.filter(where(inner, columns_of(columns)))))
-        case Some(JsonArray(path), inner):
-            array = JsonValue(path, list, F("extra"))
-            return Q(JsonSome(array, where(inner, entry_value)))
+        case Some(collection, inner):
+            return some(collection, lambda scope: where(inner, scope, some))
     raise TypeError(f"not a plan: {plan!r}")
+
+
+# A collection of the plan, and how its entries meet a condition: the
+# condition is a Q object built for the scope the collection gives its entries.
+Collection = Callable[[Rows | JsonArray, Callable[[Scope], Q]], Q]
+
+
+def record_collection(collection: Rows | JsonArray, holds: Callable[[Scope], Q]) -> Q:
+    """Some entry of a multi-valued attribute of these models meets `holds`."""
+    if isinstance(collection, Rows):
+        rows, columns = collection_rows(collection.name)
+        return Q(Exists(rows.filter(holds(columns_of(columns)))))
+    array = JsonValue(collection.path, list, F("extra"))
+    return Q(JsonSome(array, holds(entry_value)))
 
 
 def compare(plan: Compare, target: Expression) -> Q:

@@ -17,8 +17,16 @@ ALLOWED_HOSTS = os.environ.get(
 ).split(",")
 
 # The ORM recipe's models and migrations; with SCIM_DJANGO_ORM=1 the app also
-# serves SCIM from them (integrations/django_app/apps.py).
-INSTALLED_APPS = ["integrations.django_app"]
+# serves SCIM from them (integrations/django_app/apps.py). django.contrib.auth
+# is there for the recipe that provisions into auth.User (auth_storage.py),
+# which SCIM_DJANGO_AUTH=1 chooses, as SCIM_STORAGE would in a project.
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "integrations.django_app",
+]
+if os.environ.get("SCIM_DJANGO_AUTH") == "1":
+    SCIM_STORAGE = "integrations.django_app.auth_storage.AuthUserStorage"
 MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
 ROOT_URLCONF = "integrations.django_app.root_urls"
 WSGI_APPLICATION = "integrations.django_app.wsgi.application"

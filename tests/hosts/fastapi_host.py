@@ -9,6 +9,8 @@ from integrations.fastapi_app import minimal
 
 # --8<-- [start:import]
 from integrations.fastapi_app.app import create_app
+from shared import storage
+from shared.existing_users import ExistingUsersStorage
 
 # --8<-- [end:import]
 
@@ -36,3 +38,18 @@ def create_host(token: str | None) -> FastAPI:
         # --8<-- [end:mount]
         host.mount(MINIMAL_PREFIX, minimal.create_app(token))
     return host
+
+
+# --8<-- [start:existing-users]
+def provision_into_users_table(database_url: str) -> ExistingUsersStorage:
+    """SCIM reads and writes the host's own `users` table from now on.
+
+    Call it once at start-up, before serving, with the database the host
+    already uses (shared/existing_users.py adds its side tables there).
+    """
+    users = ExistingUsersStorage(database_url)
+    storage.use(users)
+    return users
+
+
+# --8<-- [end:existing-users]
