@@ -271,13 +271,19 @@ def empty_storage() -> Iterator[None]:
 
 
 def postgres_url(schema: str) -> str:
-    """The test database URL, confined to a schema of its own (created if needed)."""
+    """The test database URL, confined to a schema of its own, created empty.
+
+    The schema is dropped first: tables an older checkout created there (before
+    a column was added, say) would otherwise outlive it, as create_all() never
+    alters a table that exists.
+    """
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
     engine = create_engine(POSTGRES_URL)
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     engine.dispose()
     url = make_url(POSTGRES_URL).update_query_dict(
         {"options": f"-csearch_path={schema}"}
@@ -315,8 +321,11 @@ def django_databases() -> Iterator[None]:
     for alias in settings.DATABASES:
         if connections[alias].vendor == "postgresql":
             schema = settings.SCIM_TEST_POSTGRES_SCHEMA
+            # Empty, as in postgres_url(): migrations of an older checkout
+            # recorded there would leave its tables as they were.
             with connections[alias].cursor() as cursor:
-                cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                cursor.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                cursor.execute(f"CREATE SCHEMA {schema}")
         call_command("migrate", database=alias, verbosity=0)
     yield
     connections.close_all()
