@@ -27,6 +27,8 @@ class ResourceEndpoint:
     model: Any
     to_scim: Callable[[dict[str, Any], str], Any]
     from_scim: Callable[[Any], dict[str, Any]]
+    # The JSON data `to_scim` validates into the resource.
+    json: Callable[[dict[str, Any], str], dict[str, Any]]
     # The JSON of the resource `to_scim` builds, without building it.
     dump: Callable[[dict[str, Any], str], dict[str, Any]]
 
@@ -38,6 +40,7 @@ ENDPOINTS = {
         UserResource,
         mapping.to_scim_user,
         mapping.from_scim_user,
+        mapping.user_json,
         mapping.dump_user,
     ),
     "Groups": ResourceEndpoint(
@@ -46,6 +49,7 @@ ENDPOINTS = {
         Group,
         mapping.to_scim_group,
         mapping.from_scim_group,
+        mapping.group_json,
         mapping.dump_group,
     ),
 }

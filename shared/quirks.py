@@ -168,7 +168,10 @@ def _adapt(operation: PatchOperation, resource: Any, base_url: str) -> Any:
 
 
 def _is_manager(path: Any) -> bool:
-    binding = path.resolve() if path else None
+    # Resolving a path costs about 40 us: most paths are told apart by name.
+    if not path or "manager" not in str(path).lower():
+        return False
+    binding = path.resolve()
     return (
         binding is not None
         and binding.model is EnterpriseUser

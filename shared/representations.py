@@ -72,12 +72,18 @@ class Representations:
     def editable(
         self, endpoint: ResourceEndpoint, record: dict[str, Any], base_url: str
     ) -> Any:
-        """A resource of the caller's own to change: copying one is cheaper
-        than building it again."""
-        resource = self._get(self._resources, endpoint, record, base_url)
-        if resource is not None:
-            return resource.model_copy(deep=True)
-        return endpoint.to_scim(record, base_url)
+        """A resource of the caller's own, for a PATCH to change.
+
+        It is built afresh, which costs less than copying a kept one, and
+        without what only the server sets: `meta`, and a user's `groups`, are
+        read-only (RFC 7643 §3.1, §4.1.2), so no PATCH writes them and
+        `from_scim` drops them; every copy scim2-models takes of the resource
+        while it patches it is smaller without them.
+        """
+        data = endpoint.json(record, base_url)
+        for server_set in ("meta", "groups"):
+            data.pop(server_set, None)
+        return endpoint.model.model_validate(data)
 
     def clear(self) -> None:
         with self._lock:
