@@ -78,6 +78,8 @@ def check_json_depth(body: bytes) -> None:
     depth. Every step runs in C, at most MAX_JSON_DEPTH passes of them, and a
     run of openers longer than the limit ends the count at once.
     """
+    if body.count(b"[") + body.count(b"{") <= discovery.MAX_JSON_DEPTH:
+        return  # too few openers to nest that deep: most bodies, at C speed
     unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
     brackets = _JSON_STRING.sub(b"", unescaped.translate(None, _DROPPED))
     for _ in range(discovery.MAX_JSON_DEPTH):
