@@ -54,6 +54,11 @@ def check_password(password: str, hashed: str) -> bool:
 
 
 # --8<-- [start:helpers]
+# Read-only attributes the server sets (RFC 7643 §3.1, §4.1.2): no client
+# writes them, and a record does not keep them as sent.
+SERVER_SET = ("meta", "groups")
+
+
 def _meta(record: dict[str, Any], resource_type: str, location: str) -> dict[str, Any]:
     return {
         "resourceType": resource_type,
@@ -67,7 +72,7 @@ def _meta(record: dict[str, Any], resource_type: str, location: str) -> dict[str
 def _payload(resource: Any) -> dict[str, Any]:
     """A resource as plain JSON data, without what the server owns."""
     payload = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
-    for owned in ("schemas", "id", "meta", "groups", "password"):
+    for owned in ("schemas", "id", *SERVER_SET, "password"):
         payload.pop(owned, None)
     return payload
 

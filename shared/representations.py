@@ -81,7 +81,7 @@ class Representations:
         while it patches it is smaller without them.
         """
         data = endpoint.json(record, base_url)
-        for server_set in ("meta", "groups"):
+        for server_set in mapping.SERVER_SET:
             data.pop(server_set, None)
         return endpoint.model.model_validate(data)
 

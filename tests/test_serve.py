@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 from conftest import FRAMEWORKS
+from conftest import postgres_url
 
 
 def free_port() -> int:
@@ -152,8 +153,6 @@ def open_database(database, tmp_path, framework):
     """The URL of an empty database of that kind."""
     if database == "sqlite":
         return f"sqlite:///{tmp_path}/scim.sqlite3"
-    from conftest import postgres_url
-
     from shared.sql_storage import SqlStorage
 
     url = postgres_url(f"scim_serve_{framework}")
